@@ -185,7 +185,9 @@ def list_migrations(migrations_dir: Path) -> list[Migration]:
     return migrations
 
 
-async def bootstrap(conn: asyncpg.Connection, migrations_dir: Path = DEFAULT_MIGRATIONS_DIR) -> list[str]:
+async def bootstrap(
+    conn: asyncpg.Connection, migrations_dir: Path = DEFAULT_MIGRATIONS_DIR
+) -> list[str]:
     """Apply Supabase's conventions and the pending migrations; return the applied file names.
 
     Raises:
@@ -227,7 +229,9 @@ async def _apply_migrations(conn: asyncpg.Connection, migrations_dir: Path) -> l
                     migration.name,
                 )
         except asyncpg.PostgresError as exc:
-            raise MigrationError(f"migration {migration.path.name} failed: {_describe(exc)}") from exc
+            raise MigrationError(
+                f"migration {migration.path.name} failed: {_describe(exc)}"
+            ) from exc
         applied.append(migration.path.name)
     return applied
 

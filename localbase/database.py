@@ -22,7 +22,7 @@ import asyncpg
 JWT_ROLES = frozenset({"anon", "authenticated", "service_role"})
 
 
-class InvalidRole(Exception):  # noqa: N818 - reads as a condition, like InvalidToken
+class InvalidRole(Exception):
     """The JWT's role is not one that requests may run as."""
 
     def __init__(self, role: object) -> None:
@@ -65,9 +65,7 @@ class Database:
         if "://" in dsn:
             pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
         else:
-            pool = await asyncpg.create_pool(
-                min_size=min_size, max_size=max_size, **parse_dsn(dsn)
-            )
+            pool = await asyncpg.create_pool(min_size=min_size, max_size=max_size, **parse_dsn(dsn))
         return cls(pool)
 
     async def close(self) -> None:
@@ -104,4 +102,3 @@ class Database:
         """A transaction as the pool's own (superuser) role, for localbase's own tables."""
         async with self.pool.acquire() as conn, conn.transaction():
             yield conn
-

@@ -28,7 +28,7 @@ DEFAULT_ACCESS_TOKEN_LIFETIME = 3600
 CLOCK_SKEW_SECONDS = 30
 
 
-class InvalidToken(Exception):  # noqa: N818 - the name is part of the contract
+class InvalidToken(Exception):
     """A key or token that does not verify; the message says why, in lower case."""
 
 

@@ -86,7 +86,8 @@ class EmbeddedPostgres:
         """libpq keyword DSN for the superuser over the unix socket."""
         if self.socket_dir is None:
             raise PostgresError("postgres is not running")
-        return f"host={_quote_dsn(str(self.socket_dir))} port={PORT} user={SUPERUSER} dbname={DATABASE}"
+        host = _quote_dsn(str(self.socket_dir))
+        return f"host={host} port={PORT} user={SUPERUSER} dbname={DATABASE}"
 
     @property
     def is_running(self) -> bool:
@@ -147,7 +148,7 @@ class EmbeddedPostgres:
 
         # As root: the server runs as the "pgserver" user, which must be able to reach the
         # binaries and own the data directory (pgserver.get_server does the same).
-        POSTGRES_BIN_PATH = _bin_path()  # noqa: N806
+        POSTGRES_BIN_PATH = _bin_path()
         from pgserver.utils import (
             ensure_folder_permissions,
             ensure_prefix_permissions,
@@ -264,7 +265,9 @@ class EmbeddedPostgres:
         entry = pwd.getpwnam(self._system_user)
         paths = [path]
         if recursive:
-            paths += [Path(root) / name for root, dirs, files in os.walk(path) for name in dirs + files]
+            paths += [
+                Path(root) / name for root, dirs, files in os.walk(path) for name in dirs + files
+            ]
         for item in paths:
             with contextlib.suppress(FileNotFoundError):
                 if item.lstat().st_uid != entry.pw_uid:
