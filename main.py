@@ -1,0 +1,446 @@
+#!/usr/bin/env python3
+"""Tasklight's command line: run the app (default), a worker alone, or the embedded stack alone.
+
+Wiring only: options and environment are read here, the services and pages are built from
+them, and NiceGUI is started. Errors a user can fix end in one line on stderr and exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import secrets
+import signal
+import socket
+import sys
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from localbase.server import LocalbaseThread
+    from services.jobs import JobRegistry
+    from services.settings import Settings
+
+# Heavy imports (NiceGUI, the stack) happen inside the commands, so `--help` stays quick.
+log = logging.getLogger("tasklight")
+
+COMMANDS = ("run", "worker", "localbase")
+DEFAULT_UI_PORT = 8080
+DEFAULT_LOCALBASE_PORT = 54321
+DEFAULT_HOST = "127.0.0.1"
+STORAGE_SECRET_ENV = "TASKLIGHT_STORAGE_SECRET"
+STORAGE_SECRET_FILE = "ui-storage-secret"
+
+ENVIRONMENT_HELP = textwrap.dedent(
+    f"""\
+    environment (read from the process and from a .env file in the working directory):
+      SUPABASE_URL               project URL, e.g. https://<ref>.supabase.co; when it is unset,
+                                 `run` starts the embedded stack (localbase) instead
+      SUPABASE_PUBLISHABLE_KEY   public key (sb_publishable_...) for the browsers' sessions,
+                                 which run on this server; SUPABASE_ANON_KEY when unset
+      SUPABASE_SECRET_KEY        secret key (sb_secret_...) for the worker only, never sent to a
+                                 browser; SUPABASE_SERVICE_ROLE_KEY when unset. Without either,
+                                 `run` starts no worker and tasks wait for `main.py worker`
+      {STORAGE_SECRET_ENV}   signs NiceGUI's per-browser storage cookie (default: a random
+                                 secret kept in <data dir>/{STORAGE_SECRET_FILE})
+
+    `main.py COMMAND --help` lists the options of each command.
+    """
+)
+
+
+class CliError(Exception):
+    """A problem the user can fix; main() prints it as one line and exits non-zero."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line and run the chosen command; returns the exit status."""
+    args = build_parser().parse_args(_with_default_command(argv))
+    configure_logging(args.log_level)
+    try:
+        return args.handler(args)
+    except CliError as exc:
+        print(f"tasklight: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser for all three commands; `--help` on each explains every option."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="how much to log to stderr (default: info)",
+    )
+    jobs = argparse.ArgumentParser(add_help=False)
+    jobs.add_argument(
+        "--jobs",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE and register its jobs (register_jobs(registry) or JOBS); repeatable",
+    )
+    data = argparse.ArgumentParser(add_help=False)
+    data.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="directory for the embedded stack's database and keys and the UI's storage secret "
+        "(default: the platform's user data dir, e.g. ~/.local/share/tasklight/localbase)",
+    )
+
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="main.py",
+        description="Tasklight: submit background tasks and watch them live "
+        "(NiceGUI + Supabase Realtime). Without a command, `run` is assumed.",
+        epilog=ENVIRONMENT_HELP,
+        formatter_class=formatter,
+    )
+    commands = parser.add_subparsers(dest="command", metavar="{run,worker,localbase}")
+
+    run = commands.add_parser(
+        "run",
+        parents=[common, data, jobs],
+        help="serve the web app (default command)",
+        description="Serve the web app. Without SUPABASE_URL the embedded stack and a worker run "
+        "in this process; with it, that project is used and a worker runs here only when a "
+        "secret key is configured.",
+        epilog=ENVIRONMENT_HELP,
+        formatter_class=formatter,
+    )
+    run.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help="address the web app listens on (default: 127.0.0.1; 0.0.0.0 serves the intranet)",
+    )
+    run.add_argument(
+        "--port", type=int, default=DEFAULT_UI_PORT, help="port of the web app (default: 8080)"
+    )
+    run.add_argument(
+        "--localbase-port",
+        type=int,
+        default=DEFAULT_LOCALBASE_PORT,
+        help="port of the embedded stack on 127.0.0.1, used when SUPABASE_URL is "
+        "unset (default: 54321)",
+    )
+    run.add_argument("--no-show", action="store_true", help="do not open the page in a browser")
+    run.set_defaults(handler=command_run)
+
+    worker = commands.add_parser(
+        "worker",
+        parents=[common, jobs],
+        help="run a worker alone (needs SUPABASE_URL and a secret key)",
+        description="Claim and run pending tasks of the configured project until stopped. "
+        "Several workers may run at once.",
+        epilog=ENVIRONMENT_HELP,
+        formatter_class=formatter,
+    )
+    worker.set_defaults(handler=command_worker)
+
+    localbase = commands.add_parser(
+        "localbase",
+        parents=[common, data],
+        help="serve only the embedded Supabase-compatible stack",
+        description="Serve only the embedded stack. First prints SUPABASE_URL and the keys as "
+        "KEY=value lines (like `supabase status -o env`), then serves until Ctrl-C or SIGTERM.",
+        formatter_class=formatter,
+    )
+    localbase.add_argument(
+        "--host", default=DEFAULT_HOST, help="address to listen on (default: 127.0.0.1)"
+    )
+    localbase.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_LOCALBASE_PORT,
+        help="port to listen on (default: 54321)",
+    )
+    localbase.set_defaults(handler=command_localbase)
+    return parser
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+
+
+# Commands -----------------------------------------------------------------------------------
+
+
+def command_run(args: argparse.Namespace) -> int:
+    """Serve the UI; start localbase and a worker in-process when the project is embedded."""
+    from nicegui import app, ui
+
+    from services.settings import Settings
+
+    settings = Settings()
+    registry = load_registry(args.jobs)
+    data_dir = resolve_data_dir(args.data_dir)
+    ensure_port_free(args.host, args.port, "--port")
+
+    if settings.is_configured:
+        check_reachable(settings.supabase_url or "", settings.public_key or "")
+        log.info("using the supabase project at %s", settings.supabase_url)
+        wire_app(settings, registry)
+    else:
+        runner = start_embedded_stack(data_dir, args.localbase_port)
+        wire_app(stack_settings(runner), registry)
+        # Registered last, so the worker and the browsers' sessions are closed before it.
+        app.on_shutdown(lambda: asyncio.to_thread(runner.stop))
+
+    ui.run(
+        reload=False,
+        title="Tasklight",
+        host=args.host,
+        port=args.port,
+        show=not args.no_show,
+        storage_secret=storage_secret(data_dir),
+        uvicorn_logging_level=args.log_level,
+        show_welcome_message=False,
+        favicon="💡",
+    )
+    return 0
+
+
+def command_worker(args: argparse.Namespace) -> int:
+    """Run one worker until Ctrl-C or SIGTERM."""
+    from services.settings import Settings
+
+    settings = Settings()
+    if not settings.supabase_url or not settings.secret_key:
+        raise CliError(
+            "the worker needs SUPABASE_URL and SUPABASE_SECRET_KEY (or "
+            "SUPABASE_SERVICE_ROLE_KEY) in the environment or .env; nothing started"
+        )
+    check_reachable(settings.supabase_url, settings.secret_key)
+    registry = load_registry(args.jobs)
+    return asyncio.run(_serve_worker(settings, registry))
+
+
+def command_localbase(args: argparse.Namespace) -> int:
+    """Serve only the embedded stack, printing its URL and keys first."""
+    data_dir = resolve_data_dir(args.data_dir)
+    ensure_port_free(args.host, args.port, "--port")
+    return asyncio.run(_serve_localbase(data_dir, args.host, args.port))
+
+
+# Wiring helpers -----------------------------------------------------------------------------
+
+
+def start_embedded_stack(data_dir: Path, port: int) -> LocalbaseThread:
+    """Start localbase on its own thread (it also stops itself at exit)."""
+    from localbase.errors import LocalbaseError
+    from localbase.server import LocalbaseThread
+
+    ensure_port_free(DEFAULT_HOST, port, "--localbase-port")
+    runner = LocalbaseThread(data_dir, DEFAULT_HOST, port)
+    try:
+        runner.start(timeout=120)
+    except LocalbaseError as exc:
+        runner.stop()
+        raise CliError(f"the embedded stack did not start: {_first_line(exc)}") from exc
+    log.info("embedded stack serving at %s (data in %s)", runner.url, data_dir)
+    return runner
+
+
+def stack_settings(runner: LocalbaseThread) -> Settings:
+    """Settings that point at a running embedded stack, with its publishable and secret key."""
+    from pydantic import SecretStr
+
+    from services.settings import Settings
+
+    return Settings(
+        supabase_url=runner.url,
+        supabase_publishable_key=SecretStr(runner.keys.publishable_key),
+        supabase_secret_key=SecretStr(runner.keys.secret_key),
+    )
+
+
+def wire_app(settings: Settings, registry: JobRegistry) -> None:
+    """Register the pages and, when a secret key is configured, an in-process worker."""
+    from ui import pages
+
+    if settings.secret_key:
+        add_worker(settings, registry)
+    else:
+        log.warning("no secret key configured: tasks wait for an external `main.py worker`")
+    pages.register(settings, registry)
+
+
+def add_worker(settings: Settings, registry: JobRegistry) -> None:
+    """Run a worker on NiceGUI's event loop from start-up to shutdown."""
+    from nicegui import app, background_tasks
+
+    from services.worker import Worker
+
+    assert settings.supabase_url and settings.secret_key
+    worker = Worker(settings.supabase_url, settings.secret_key, registry)
+    running: list[asyncio.Task[None]] = []
+
+    def start() -> None:
+        running.append(background_tasks.create(worker.run(), name="worker"))
+
+    async def stop() -> None:
+        worker.stop()
+        # The worker gives a running task a grace period, then releases it itself.
+        await asyncio.gather(*running, return_exceptions=True)
+
+    app.on_startup(start)
+    app.on_shutdown(stop)
+
+
+async def _serve_worker(settings: Settings, registry: JobRegistry) -> int:
+    from services.worker import Worker
+
+    assert settings.supabase_url and settings.secret_key
+    worker = Worker(settings.supabase_url, settings.secret_key, registry)
+    await worker.run(_stop_event())
+    return 0
+
+
+async def _serve_localbase(data_dir: Path, host: str, port: int) -> int:
+    from localbase.errors import LocalbaseError
+    from localbase.server import Localbase
+
+    stack = Localbase(data_dir, host=host, port=port)
+    stopped = _stop_event()
+    try:
+        try:
+            await stack.start()
+        except LocalbaseError as exc:
+            raise CliError(f"the embedded stack did not start: {_first_line(exc)}") from exc
+        keys = stack.keys
+        print(f"SUPABASE_URL={stack.url}")
+        print(f"SUPABASE_ANON_KEY={keys.anon_key}")
+        print(f"SUPABASE_SERVICE_ROLE_KEY={keys.service_role_key}")
+        print(f"SUPABASE_PUBLISHABLE_KEY={keys.publishable_key}")
+        print(f"SUPABASE_SECRET_KEY={keys.secret_key}", flush=True)
+        await stopped.wait()
+        log.info("stopping the embedded stack")
+    finally:
+        # Postgres is stopped on every way out: signal, start-up error, exception.
+        await stack.stop()
+    return 0
+
+
+def _stop_event() -> asyncio.Event:
+    """An event set by Ctrl-C or SIGTERM."""
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopped.set)
+    return stopped
+
+
+def load_registry(modules: Sequence[str]) -> JobRegistry:
+    from services.jobs import JobRegistry
+
+    registry = JobRegistry.with_builtins()
+    for module in modules:
+        try:
+            registry.load_module(module)
+        except (ImportError, ValueError, TypeError) as exc:
+            raise CliError(f"cannot load jobs from {module!r}: {exc}") from exc
+    return registry
+
+
+def resolve_data_dir(path: Path | None) -> Path:
+    """The data dir, created if needed; a file or unwritable place is a CliError."""
+    from localbase.postgres import default_data_dir
+
+    data_dir = (path or default_data_dir()).expanduser().absolute()
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"cannot use data dir {data_dir}: {exc.strerror or exc}") from exc
+    if not os.access(data_dir, os.W_OK | os.X_OK):
+        raise CliError(f"cannot use data dir {data_dir}: not writable")
+    return data_dir
+
+
+def storage_secret(data_dir: Path) -> str:
+    """The secret for NiceGUI's storage: from the environment, else kept per data dir."""
+    if secret := os.environ.get(STORAGE_SECRET_ENV):
+        return secret
+    path = data_dir / STORAGE_SECRET_FILE
+    if path.is_file():
+        return path.read_text().strip()
+    secret = secrets.token_urlsafe(32)
+    path.touch(mode=0o600)
+    path.write_text(secret)
+    return secret
+
+
+def ensure_port_free(host: str, port: int, option: str) -> None:
+    """Fail early with a clear line instead of a server's bind traceback."""
+    if not 0 <= port <= 65535:
+        raise CliError(f"{option} {port} is not a port number")
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise CliError(
+                f"cannot listen on {host}:{port} ({exc.strerror or exc}); "
+                f"choose another port with {option}"
+            ) from exc
+
+
+def check_reachable(url: str, key: str) -> None:
+    """Any HTTP answer from the project's gateway will do; no answer is a CliError."""
+    import httpx
+
+    try:
+        httpx.get(f"{url.rstrip('/')}/auth/v1/health", headers={"apikey": key}, timeout=10)
+    except httpx.HTTPError as exc:
+        raise CliError(f"cannot reach the supabase project at {url}: {exc}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _with_default_command(argv: Sequence[str] | None) -> list[str]:
+    """Insert `run` when no command is named (but keep a bare --help for the overview)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if any(arg in COMMANDS for arg in args) or args in (["-h"], ["--help"]):
+        return args
+    return ["run", *args]
+
+
+def simulate() -> None:
+    """Set the app up for NiceGUI's `user` test fixture, which runs this file under pytest.
+
+    The fixture runs the file with pytest's command line, so the configuration comes from
+    the environment only (SUPABASE_URL and keys, e.g. of the tests' localbase).
+    """
+    from nicegui import ui
+
+    from services.settings import Settings
+
+    settings = Settings()
+    if not settings.is_configured:
+        raise RuntimeError("the simulated app needs SUPABASE_URL and a public key in the env")
+    wire_app(settings, load_registry([]))
+    secret = os.environ.get(STORAGE_SECRET_ENV) or secrets.token_urlsafe(32)
+    ui.run(reload=False, title="Tasklight", storage_secret=secret)
+
+
+if __name__ == "__main__":
+    if os.environ.get("NICEGUI_USER_SIMULATION"):
+        simulate()
+    else:
+        sys.exit(main())
