@@ -1,0 +1,228 @@
+"""postgres_changes filter strings: parsing and evaluation against a decoded row.
+
+Grammar (protocol doc §4.8, upstream HEAD): ``column=op.value`` conditions joined by commas
+(AND); commas inside ``(...)`` or double quotes do not split. Operators: eq, neq, lt, lte, gt,
+gte, in (``in.(a,b)``), is (``null``/``true``/``false``/``unknown``), isdistinct, like, ilike,
+each optionally prefixed by ``not.``. Values are taken verbatim (no URL decoding); a value in
+double quotes may escape with ``\\``.
+
+Evaluation follows SQL: both sides are compared as the column's type, a NULL column value makes
+every comparison unknown (so the row does not pass), and ``not.`` of unknown stays unknown.
+Text ordering (lt/gt on text) compares code points, not the database collation.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+OPERATORS: Final = frozenset(
+    {"eq", "neq", "lt", "lte", "gt", "gte", "in", "is", "isdistinct", "like", "ilike"}
+)
+IS_VALUES: Final = frozenset({"null", "true", "false", "unknown"})
+MAX_IN_VALUES: Final = 100
+
+# (column value text, column type oid) -> comparable value; raises ValueError when the text is
+# not a value of that type. TypeRegistry.to_python has this signature.
+Coerce = Callable[[str, int], Any]
+
+
+class FilterError(ValueError):
+    """The filter string does not parse; the message is the real service's text."""
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """One ``column=op.value`` condition."""
+
+    column: str
+    operator: str
+    value: str | tuple[str, ...]
+    negated: bool = False
+    _typed: dict[int, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def describe(self) -> str:
+        """Elixir-style tuple the real service prints in subscription errors."""
+        value = self.value
+        if isinstance(value, tuple):
+            value = "{" + ",".join(value) + "}"
+        negated = "true" if self.negated else "false"
+        return f'{{"{self.column}", "{self.operator}", "{value}", {negated}}}'
+
+    def evaluate(self, text: str | None, type_oid: int, coerce: Coerce) -> bool | None:
+        """Three-valued result of this condition for one column value (None = unknown)."""
+        result = self._evaluate(text, type_oid, coerce)
+        if self.negated and result is not None:
+            return not result
+        return result
+
+    def _evaluate(self, text: str | None, type_oid: int, coerce: Coerce) -> bool | None:
+        if self.operator == "is":
+            return self._is(text, type_oid, coerce)
+        try:
+            actual = None if text is None else coerce(text, type_oid)
+            expected = self._expected(type_oid, coerce)
+        except ValueError:
+            return False
+        if self.operator == "isdistinct":
+            return actual != expected
+        if actual is None:
+            return None
+        if self.operator in ("like", "ilike"):
+            return expected.fullmatch(str(actual)) is not None
+        if self.operator == "in":
+            return actual in expected
+        try:
+            return _COMPARE[self.operator](actual, expected)
+        except TypeError:
+            return False
+
+    def _expected(self, type_oid: int, coerce: Coerce) -> Any:
+        if type_oid not in self._typed:
+            self._typed[type_oid] = self._convert(type_oid, coerce)
+        return self._typed[type_oid]
+
+    def _convert(self, type_oid: int, coerce: Coerce) -> Any:
+        if self.operator in ("like", "ilike"):
+            flags = re.IGNORECASE | re.DOTALL if self.operator == "ilike" else re.DOTALL
+            return re.compile(like_to_regex(str(self.value)), flags)
+        if isinstance(self.value, tuple):
+            return tuple(coerce(v, type_oid) for v in self.value)
+        return coerce(self.value, type_oid)
+
+    def _is(self, text: str | None, type_oid: int, coerce: Coerce) -> bool:
+        if self.value == "null":
+            return text is None
+        if self.value == "unknown":
+            return text is None
+        if text is None:
+            return False
+        try:
+            return coerce(text, type_oid) is (self.value == "true")
+        except ValueError:
+            return False
+
+
+_COMPARE: Final[dict[str, Callable[[Any, Any], bool]]] = {
+    "eq": lambda a, b: a == b,
+    "neq": lambda a, b: a != b,
+    "lt": lambda a, b: a < b,
+    "lte": lambda a, b: a <= b,
+    "gt": lambda a, b: a > b,
+    "gte": lambda a, b: a >= b,
+}
+
+
+def like_to_regex(pattern: str) -> str:
+    """Translate a SQL LIKE pattern (``%``, ``_``, ``\\`` escape; ``*`` as ``%``) to a regex."""
+    parts = []
+    chars = iter(pattern)
+    for char in chars:
+        if char == "\\":
+            parts.append(re.escape(next(chars, "\\")))
+        elif char in "%*":
+            parts.append(".*")
+        elif char == "_":
+            parts.append(".")
+        else:
+            parts.append(re.escape(char))
+    return "".join(parts)
+
+
+def parse_filter(text: str | None) -> tuple[Condition, ...]:
+    """Parse a binding's filter string; empty or missing means no conditions.
+
+    Raises:
+        FilterError: with the real service's ``Error parsing `filter` params: ...`` text.
+    """
+    if text is None or not text.strip():
+        return ()
+    return tuple(_parse_condition(part) for part in _split(text, ","))
+
+
+def _parse_condition(text: str) -> Condition:
+    column, equals, rest = text.partition("=")
+    if not equals or not column:
+        raise FilterError(f"Error parsing `filter` params: {_elixir_list(text.split('='))}")
+    negated = False
+    if rest.startswith("not."):
+        negated, rest = True, rest[4:]
+    operator, dot, value = rest.partition(".")
+    if not dot or operator not in OPERATORS:
+        raise FilterError(f"Error parsing `filter` params: {_elixir_list(rest.split('.', 1))}")
+    if operator == "in":
+        return Condition(column.strip(), operator, _in_values(value), negated)
+    if operator == "is" and value.lower() not in IS_VALUES:
+        raise FilterError(
+            "Error parsing `filter` params: `is` filter value must be one of "
+            "null, true, false or unknown"
+        )
+    if operator == "is":
+        value = value.lower()
+    return Condition(column.strip(), operator, _unquote(value), negated)
+
+
+def _in_values(value: str) -> tuple[str, ...]:
+    if not (value.startswith("(") and value.endswith(")")):
+        raise FilterError(
+            "Error parsing `filter` params: `in` filter value must be wrapped by parentheses"
+        )
+    items = tuple(_unquote(v.strip()) for v in _split(value[1:-1], ","))
+    if len(items) > MAX_IN_VALUES:
+        raise FilterError(
+            f"Error parsing `filter` params: `in` filter accepts at most {MAX_IN_VALUES} values"
+        )
+    return items
+
+
+def _split(text: str, separator: str) -> list[str]:
+    """Split on ``separator`` outside parentheses and double quotes."""
+    parts, current, depth, quoted, escaped = [], [], 0, False, False
+    for char in text:
+        if escaped:
+            escaped = False
+        elif char == "\\" and quoted:
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif not quoted and char == "(":
+            depth += 1
+        elif not quoted and char == ")":
+            depth -= 1
+        elif not quoted and depth == 0 and char == separator:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    parts.append("".join(current))
+    return parts
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        return re.sub(r"\\(.)", r"\1", value[1:-1])
+    return value
+
+
+def _elixir_list(items: list[str]) -> str:
+    return "[" + ", ".join(f'"{item}"' for item in items) + "]"
+
+
+def matches(
+    conditions: tuple[Condition, ...],
+    values: Mapping[str, tuple[str | None, int]],
+    coerce: Coerce,
+) -> bool:
+    """True when every condition holds for ``values`` (column -> (text, type oid)).
+
+    A condition on a column missing from ``values`` (say a DELETE's key-only old row) fails.
+    """
+    for condition in conditions:
+        if condition.column not in values:
+            return False
+        text, type_oid = values[condition.column]
+        if condition.evaluate(text, type_oid, coerce) is not True:
+            return False
+    return True

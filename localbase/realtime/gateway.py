@@ -1,0 +1,180 @@
+"""The ``/realtime/v1/websocket`` endpoint: a thin I/O loop around :class:`ChannelProtocol`.
+
+Per socket: check the ``apikey`` (refusing the upgrade like the real service), then read
+frames, hand them to the protocol and carry out its effects. Everything the socket sends goes
+through one queue drained by one task, so replies, ``system`` messages and changes leave in
+the order they were produced. Malformed frames are logged and dropped, never fatal.
+
+Log levels: INFO socket open/close; DEBUG every frame (``<`` in, ``>`` out); WARNING refused
+connections; ERROR our own bugs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from starlette.responses import JSONResponse
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from localbase.realtime.protocol import (
+    Broadcast,
+    ChannelProtocol,
+    Effect,
+    Frame,
+    Joined,
+    Left,
+    ProtocolError,
+    Send,
+    Subscribe,
+)
+from localbase.realtime.tokens import TokenError, verify_api_key, verify_token
+
+if TYPE_CHECKING:
+    from localbase.realtime.service import RealtimeService
+
+log = logging.getLogger(__name__)
+
+EXPIRY_CHECK_SECONDS = 1.0
+
+
+class Outbox:
+    """The socket's send queue (the hub's :class:`~localbase.realtime.hub.Sink`)."""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self.websocket = websocket
+        self.queue: asyncio.Queue[str] = asyncio.Queue()
+        self.closed = False
+
+    def push(self, text: str) -> None:
+        if not self.closed:
+            self.queue.put_nowait(text)
+
+    def push_later(self, text: str, delay: float) -> None:
+        asyncio.get_running_loop().call_later(delay, self.push, text)
+
+    async def drain(self) -> None:
+        """Send queued frames until the socket fails or the task is cancelled."""
+        while True:
+            text = await self.queue.get()
+            log.debug("> %s", text[:200])
+            try:
+                await self.websocket.send_text(text)
+            except (WebSocketDisconnect, RuntimeError, OSError):
+                self.closed = True
+                return
+
+
+async def serve_socket(service: RealtimeService, websocket: WebSocket) -> None:
+    """Serve one realtime socket until the client goes away or stops heart-beating."""
+    key = websocket.headers.get("x-api-key") or websocket.query_params.get("apikey")
+    try:
+        socket_claims = verify_api_key(key, service.keys)
+    except TokenError as exc:
+        await _refuse(service, websocket, exc.message)
+        return
+
+    await websocket.accept()
+    log.info("realtime socket open from %s as %s", websocket.client, socket_claims.get("role"))
+    outbox = Outbox(websocket)
+    protocol = ChannelProtocol(
+        socket_claims,
+        lambda token: verify_token(token, service.keys.jwt_secret),
+        error_delay=service.join_error_delay,
+    )
+    sender = asyncio.create_task(outbox.drain(), name="realtime-send")
+    expiry = asyncio.create_task(_expire_tokens(service, protocol, outbox), name="realtime-exp")
+    tasks: set[asyncio.Task[None]] = set()
+    try:
+        await _receive_loop(service, websocket, protocol, outbox, tasks)
+    finally:
+        outbox.closed = True
+        _apply(service, protocol.close(), outbox, tasks)
+        for task in (sender, expiry, *tasks):
+            task.cancel()
+        await asyncio.gather(sender, expiry, *tasks, return_exceptions=True)
+        log.info("realtime socket closed from %s", websocket.client)
+
+
+async def _receive_loop(
+    service: RealtimeService,
+    websocket: WebSocket,
+    protocol: ChannelProtocol,
+    outbox: Outbox,
+    tasks: set[asyncio.Task[None]],
+) -> None:
+    while not outbox.closed:
+        try:
+            message = await asyncio.wait_for(websocket.receive(), service.idle_timeout)
+        except TimeoutError:
+            log.info("closing realtime socket idle for %.0f s", service.idle_timeout)
+            with contextlib.suppress(RuntimeError, OSError):
+                await websocket.close(1000)
+            return
+        if message["type"] == "websocket.disconnect":
+            return
+        text = message.get("text") or message.get("bytes") or ""
+        log.debug("< %s", text[:200])
+        try:
+            frame = Frame.decode(text)
+        except ProtocolError as exc:
+            log.debug("dropping malformed frame: %s", exc)
+            continue
+        try:
+            effects = protocol.receive(frame)
+        except Exception:
+            log.exception("realtime protocol failed on %s %s", frame.topic, frame.event)
+            continue
+        _apply(service, effects, outbox, tasks)
+
+
+def _apply(
+    service: RealtimeService,
+    effects: list[Effect],
+    outbox: Outbox,
+    tasks: set[asyncio.Task[None]],
+) -> None:
+    for effect in effects:
+        if isinstance(effect, Send):
+            if effect.delay > 0:
+                outbox.push_later(effect.frame.encode(), effect.delay)
+            else:
+                outbox.push(effect.frame.encode())
+        elif isinstance(effect, Joined):
+            service.joined(effect.channel, outbox)
+        elif isinstance(effect, Left):
+            service.left(effect.channel)
+        elif isinstance(effect, Subscribe):
+            task = asyncio.create_task(_subscribe(service, effect, outbox))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        elif isinstance(effect, Broadcast):
+            service.broadcast(effect.channel, effect.payload)
+
+
+async def _subscribe(service: RealtimeService, effect: Subscribe, outbox: Outbox) -> None:
+    try:
+        await service.subscribe(effect.channel, outbox)
+    except Exception:
+        log.exception("subscription of %s failed", effect.channel.topic)
+
+
+async def _expire_tokens(
+    service: RealtimeService, protocol: ChannelProtocol, outbox: Outbox
+) -> None:
+    while True:
+        await asyncio.sleep(EXPIRY_CHECK_SECONDS)
+        _apply(service, protocol.expire(time.time()), outbox, set())
+
+
+async def _refuse(service: RealtimeService, websocket: WebSocket, message: str) -> None:
+    """Refuse the upgrade with 401 and ``{"error": ...}`` after the real service's delay."""
+    log.warning("refusing realtime socket from %s: %s", websocket.client, message)
+    await asyncio.sleep(service.connect_error_delay)
+    try:
+        await websocket.send_denial_response(JSONResponse({"error": message}, status_code=401))
+    except RuntimeError:
+        await websocket.close(code=1008)  # the server cannot send an HTTP response: plain 403

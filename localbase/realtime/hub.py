@@ -1,0 +1,293 @@
+"""Fan-out of decoded transactions to the channels whose bindings match.
+
+The hub holds the live subscriptions. For each committed transaction, in commit order, it finds
+the matching bindings of every channel (table, event, filters), asks the visibility checker
+which of those channels may see the row (RLS, one query per distinct claims), and pushes one
+``postgres_changes`` frame per change per channel, listing all matching binding ids
+(protocol doc §4.7-4.9). Frames go to each socket's send queue, so a socket receives changes
+in commit order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from localbase.realtime.filters import matches
+from localbase.realtime.pgoutput import UNCHANGED, Relation, RowChange, Transaction, Tuple
+from localbase.realtime.pgtypes import TypeRegistry
+from localbase.realtime.protocol import Binding, Channel
+
+log = logging.getLogger(__name__)
+
+
+class Sink(Protocol):
+    """Where a channel's frames go: the owning socket's send queue."""
+
+    def push(self, text: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TableInfo:
+    """What fan-out needs to know about a published table beyond its Relation message."""
+
+    rls_enabled: bool
+    key_types: dict[str, str]  # primary-key column -> SQL type for the visibility query
+
+
+class Visibility(Protocol):
+    """Decides which claims may see a row; see :class:`localbase.realtime.service`."""
+
+    async def table_info(self, relation: Relation) -> TableInfo: ...
+
+    async def selectable_columns(self, role: str, relation: Relation) -> frozenset[str]: ...
+
+    async def visible(
+        self, relation: Relation, key: dict[str, str], claims: list[dict[str, Any]]
+    ) -> list[bool]: ...
+
+
+@dataclass(eq=False, slots=True)
+class _Live:
+    channel: Channel
+    sink: Sink
+
+
+def commit_timestamp(moment: datetime) -> str:
+    """``YYYY-MM-DDTHH:MM:SS.mmmZ`` in UTC, the real service's format."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+class Hub:
+    """Live subscriptions and the fan-out of changes to them."""
+
+    def __init__(self, types: TypeRegistry, visibility: Visibility) -> None:
+        self.types = types
+        self.visibility = visibility
+        self._live: dict[Channel, _Live] = {}
+        self._by_table: dict[tuple[str, str | None], dict[Channel, _Live]] = {}
+        self.delivered = 0  # frames pushed, for the bench and the logs
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def add(self, channel: Channel, sink: Sink) -> None:
+        """Make a channel's bindings live: every change decoded after this call is matched."""
+        self.remove(channel)
+        live = _Live(channel, sink)
+        self._live[channel] = live
+        for key in self._keys(channel):
+            self._by_table.setdefault(key, {})[channel] = live
+
+    def remove(self, channel: Channel) -> None:
+        """Stop matching a channel; no-op when it is not live."""
+        if self._live.pop(channel, None) is None:
+            return
+        for key in self._keys(channel):
+            table = self._by_table.get(key)
+            if table is not None:
+                table.pop(channel, None)
+                if not table:
+                    del self._by_table[key]
+
+    @staticmethod
+    def _keys(channel: Channel) -> set[tuple[str, str | None]]:
+        keys = set()
+        for binding in channel.bindings:
+            table = None if binding.table in (None, "*") else binding.table
+            keys.add((binding.schema or "public", table))
+        return keys
+
+    async def dispatch(self, transaction: Transaction) -> None:
+        """Deliver one committed transaction; returns once every frame is queued."""
+        stamp = commit_timestamp(transaction.commit_time)
+        for change in transaction.changes:
+            try:
+                await self._dispatch_change(change, stamp)
+            except Exception:
+                log.exception(
+                    "dropping %s on %s.%s after an error",
+                    change.kind.lower(),
+                    change.relation.schema,
+                    change.relation.name,
+                )
+
+    async def _dispatch_change(self, change: RowChange, stamp: str) -> None:
+        relation = change.relation
+        candidates = {
+            **self._by_table.get((relation.schema, None), {}),
+            **self._by_table.get((relation.schema, relation.name), {}),
+        }
+        if not candidates:
+            return
+
+        values = self._filter_values(change)
+        matched: list[tuple[_Live, list[int]]] = []
+        for live in candidates.values():
+            ids = [b.id for b in live.channel.bindings if self._binding_matches(b, change, values)]
+            if ids:
+                matched.append((live, ids))
+        if not matched:
+            return
+
+        info = await self.visibility.table_info(relation)
+        allowed = await self._visible(change, info, [live for live, _ in matched])
+        payloads: dict[tuple[str, frozenset[str] | None], str] = {}
+        for (live, ids), ok in zip(matched, allowed, strict=True):
+            if not ok or live.channel.closed:
+                continue
+            data = await self._data_json(change, info, live.channel, ids, stamp, payloads)
+            live.sink.push(_frame(live.channel.topic, ids, data))
+            self.delivered += 1
+
+    def _binding_matches(
+        self, binding: Binding, change: RowChange, values: dict[str, tuple[str | None, int]]
+    ) -> bool:
+        if binding.event not in ("*", change.kind):
+            return False
+        if (binding.schema or "public") != change.relation.schema:
+            return False
+        if binding.table not in (None, "*", change.relation.name):
+            return False
+        return matches(binding.conditions, values, self.types.to_python)
+
+    @staticmethod
+    def _filter_values(change: RowChange) -> dict[str, tuple[str | None, int]]:
+        """Column -> (text, type oid) that filters see: the new row, or a DELETE's old row."""
+        relation = change.relation
+        values: dict[str, tuple[str | None, int]] = {}
+        old = _row(relation, change.old, key_only=change.old_is_key_only)
+        new = _row(relation, change.new, key_only=False) if change.new is not None else None
+        for column in relation.columns:
+            source = new if new is not None else old
+            if column.name in source:
+                values[column.name] = (source[column.name], column.type_oid)
+            elif column.name in old:
+                values[column.name] = (old[column.name], column.type_oid)
+        return values
+
+    async def _visible(self, change: RowChange, info: TableInfo, lives: list[_Live]) -> list[bool]:
+        """RLS per channel, one query per distinct claims (DELETE and non-RLS tables pass)."""
+        if change.kind == "DELETE" or not info.rls_enabled:
+            return [True] * len(lives)
+        key = _key_values(change, info)
+        if key is None:
+            return [False] * len(lives)  # no primary key: the real service sends an error
+        groups: dict[str, dict[str, Any]] = {}
+        for live in lives:
+            if live.channel.claims.get("role") != "service_role":
+                groups.setdefault(_claims_key(live.channel.claims), live.channel.claims)
+        names = list(groups)
+        results = await self.visibility.visible(change.relation, key, list(groups.values()))
+        verdict = dict(zip(names, results, strict=True))
+        return [
+            live.channel.claims.get("role") == "service_role"
+            or verdict[_claims_key(live.channel.claims)]
+            for live in lives
+        ]
+
+    async def _data_json(
+        self,
+        change: RowChange,
+        info: TableInfo,
+        channel: Channel,
+        ids: list[int],
+        stamp: str,
+        cache: dict[tuple[str, frozenset[str] | None], str],
+    ) -> str:
+        role = str(channel.claims.get("role", "anon"))
+        selects = [b.select for b in channel.bindings if b.id in ids]
+        wanted = (
+            None if any(s is None for s in selects) else frozenset(c for s in selects for c in s)
+        )
+        key = (role, wanted)
+        if key not in cache:
+            columns = await self.visibility.selectable_columns(role, change.relation)
+            if wanted is not None:
+                columns = columns & (wanted | set(info.key_types))
+            cache[key] = json.dumps(self._data(change, info, columns, stamp), separators=(",", ":"))
+        return cache[key]
+
+    def _data(
+        self, change: RowChange, info: TableInfo, visible: Iterable[str], stamp: str
+    ) -> dict[str, Any]:
+        relation = change.relation
+        visible = set(visible)
+        columns = [c for c in relation.columns if c.name in visible]
+        data: dict[str, Any] = {
+            "schema": relation.schema,
+            "table": relation.name,
+            "commit_timestamp": stamp,
+            "type": change.kind,
+            "columns": [{"name": c.name, "type": self.types.name(c.type_oid)} for c in columns],
+        }
+        keys = set(info.key_types)  # the primary key (pgoutput flags every column under FULL)
+        old = _row(relation, change.old, key_only=change.old_is_key_only)
+        if change.new is not None:
+            new = _row(relation, change.new, key_only=False)
+            data["record"] = self._json(relation, {**_unchanged_from(old, change), **new}, visible)
+        if change.kind == "UPDATE":
+            if change.old is None:  # default identity: the key, taken from the new row
+                new_row = _row(relation, change.new, key_only=False)
+                old = {k: v for k, v in new_row.items() if k in keys}
+            data["old_record"] = self._json(relation, old, visible)
+        elif change.kind == "DELETE":
+            if info.rls_enabled:
+                old = {k: v for k, v in old.items() if k in keys}
+            data["old_record"] = self._json(relation, old, visible)
+        data["errors"] = None
+        return data
+
+    def _json(self, relation: Relation, row: dict[str, str | None], visible: set[str]) -> dict:
+        return {
+            c.name: self.types.to_json(row[c.name], c.type_oid)
+            for c in relation.columns
+            if c.name in row and c.name in visible
+        }
+
+
+def _row(relation: Relation, values: Tuple | None, *, key_only: bool) -> dict[str, str | None]:
+    """Column name -> text for the columns the tuple really carries."""
+    if values is None:
+        return {}
+    row = {}
+    for column, value in zip(relation.columns, values, strict=False):
+        if value is UNCHANGED or (key_only and not column.is_key):
+            continue
+        row[column.name] = value  # type: ignore[assignment]
+    return row
+
+
+def _unchanged_from(old: dict[str, str | None], change: RowChange) -> dict[str, str | None]:
+    """Unchanged TOASTed columns of an UPDATE, filled from a full old row when there is one."""
+    if change.new is None or change.old_is_key_only:
+        return {}
+    return {
+        c.name: old[c.name]
+        for c, v in zip(change.relation.columns, change.new, strict=False)
+        if v is UNCHANGED and c.name in old
+    }
+
+
+def _key_values(change: RowChange, info: TableInfo) -> dict[str, str] | None:
+    keys = set(info.key_types)
+    if not keys:
+        return None
+    row = _row(change.relation, change.new, key_only=False)
+    result = {k: row[k] for k in keys if row.get(k) is not None}
+    return result if len(result) == len(keys) else None
+
+
+def _claims_key(claims: dict[str, Any]) -> str:
+    return json.dumps(claims, sort_keys=True, default=str)
+
+
+def _frame(topic: str, ids: list[int], data_json: str) -> str:
+    return (
+        f'{{"topic":{json.dumps(topic)},"event":"postgres_changes",'
+        f'"payload":{{"ids":{json.dumps(ids)},"data":{data_json}}},"ref":null}}'
+    )

@@ -1,0 +1,320 @@
+"""RealtimeService: replication, the hub, subscription checks and the socket registry.
+
+One instance per stack. :meth:`start` loads the type catalogue and starts the replication
+stream (so every later commit is captured), :meth:`websocket_endpoint` serves one socket
+(see :mod:`localbase.realtime.gateway`), and the effects the channel protocol returns land
+here: joins and leaves, subscription checks, broadcast fan-out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from typing import Any
+
+import asyncpg
+from starlette.websockets import WebSocket
+
+from localbase.database import Database, InvalidRole
+from localbase.keys import ProjectKeys
+from localbase.realtime.hub import Hub, Sink, TableInfo
+from localbase.realtime.pgoutput import Relation, Transaction
+from localbase.realtime.pgtypes import CATALOG_QUERY, TypeRegistry
+from localbase.realtime.protocol import Binding, Channel, Frame, system_frame
+from localbase.realtime.replication import ReplicationStream
+
+log = logging.getLogger(__name__)
+
+SUBSCRIBED = "Subscribed to PostgreSQL"
+TABLE_INFO_SECONDS = 5.0  # how long RLS flags and column grants are cached per table
+
+_PUBLISHED = """
+select 1 from pg_catalog.pg_publication_tables
+where pubname = $1 and schemaname = $2 and ($3::text is null or tablename = $3) limit 1
+"""
+_COLUMNS = """
+select a.attname::text, format_type(a.atttypid, a.atttypmod),
+       has_column_privilege($3, a.attrelid, a.attnum, 'SELECT')
+from pg_catalog.pg_attribute a
+where a.attrelid = format('%I.%I', $1::text, $2::text)::regclass and a.attnum > 0
+  and not a.attisdropped
+"""
+_TABLE_INFO = """
+select c.relrowsecurity,
+       coalesce((select json_object_agg(a.attname, format_type(a.atttypid, a.atttypmod))
+                 from pg_catalog.pg_index i
+                 join pg_catalog.pg_attribute a on a.attrelid = i.indrelid
+                      and a.attnum = any(i.indkey)
+                 where i.indrelid = c.oid and i.indisprimary), '{}')::text
+from pg_catalog.pg_class c where c.oid = $1
+"""
+_SELECTABLE = """
+select a.attname::text from pg_catalog.pg_attribute a
+where a.attrelid = $1 and a.attnum > 0 and not a.attisdropped
+  and has_column_privilege($2, a.attrelid, a.attnum, 'SELECT')
+"""
+
+
+class SubscriptionError(Exception):
+    """A binding that cannot be made live; the message is the real service's text."""
+
+
+class RealtimeService:
+    """The ``/realtime/v1/websocket`` service of one stack.
+
+    Args:
+        database: pool used for catalogue reads, subscription checks and RLS checks.
+        keys: the project's keys (socket ``apikey`` and channel tokens are checked with them).
+        replication_dsn: libpq DSN of a REPLICATION role (the embedded superuser).
+        publication: the publication whose tables are streamed.
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        keys: ProjectKeys,
+        replication_dsn: str,
+        publication: str = "supabase_realtime",
+    ) -> None:
+        self.database = database
+        self.keys = keys
+        self.publication = publication
+        self.types = TypeRegistry()
+        self.hub = Hub(self.types, _Visibility(database))
+        self.stream = ReplicationStream(replication_dsn, publication, self._receive)
+        # Real-service delays: join error replies (CHANNEL_ERROR_BACKOFF_MS) and refused
+        # connections; the idle limit closes sockets that stopped heart-beating.
+        self.join_error_delay = 5.0
+        self.connect_error_delay = 2.0
+        self.idle_timeout = 60.0
+        self._queue: asyncio.Queue[Transaction] = asyncio.Queue()
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._topics: dict[str, dict[Channel, Sink]] = {}
+        self._generation: dict[Channel, int] = {}
+
+    async def start(self) -> None:
+        """Load the type catalogue and start streaming; returns once capture is on."""
+        await self._load_types()
+        self._dispatcher = asyncio.create_task(self._dispatch(), name="realtime-dispatch")
+        await self.stream.start()
+        log.info("realtime started on publication %s", self.publication)
+
+    async def stop(self) -> None:
+        """Stop streaming and fan-out; idempotent."""
+        await self.stream.stop()
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+            await asyncio.gather(self._dispatcher, return_exceptions=True)
+            self._dispatcher = None
+
+    async def websocket_endpoint(self, websocket: WebSocket) -> None:
+        """Serve one client socket (mounted at ``/realtime/v1/websocket``)."""
+        from localbase.realtime.gateway import serve_socket
+
+        await serve_socket(self, websocket)
+
+    # Changes: replication thread -> queue -> one dispatcher task (keeps commit order).
+
+    def _receive(self, transaction: Transaction) -> None:
+        self._queue.put_nowait(transaction)
+
+    async def _dispatch(self) -> None:
+        while True:
+            transaction = await self._queue.get()
+            if self._has_unknown_types(transaction):
+                await self._load_types()
+            await self.hub.dispatch(transaction)
+            self.stream.confirm(transaction.end_lsn)
+
+    def _has_unknown_types(self, transaction: Transaction) -> bool:
+        return any(
+            column.type_oid not in self.types
+            for change in transaction.changes
+            for column in change.relation.columns
+        )
+
+    async def _load_types(self) -> None:
+        async with self.database.as_superuser() as conn:
+            self.types.update_from_rows(await conn.fetch(CATALOG_QUERY))
+
+    # Channel lifecycle, driven by the gateway.
+
+    def joined(self, channel: Channel, sink: Sink) -> None:
+        """Register a joined channel for broadcast."""
+        self._topics.setdefault(channel.topic, {})[channel] = sink
+
+    def left(self, channel: Channel) -> None:
+        """Forget a channel: no more changes, broadcasts or pending subscription results."""
+        self.hub.remove(channel)
+        self._generation.pop(channel, None)
+        members = self._topics.get(channel.topic)
+        if members is not None:
+            members.pop(channel, None)
+            if not members:
+                del self._topics[channel.topic]
+
+    async def subscribe(self, channel: Channel, sink: Sink) -> None:
+        """Check the channel's bindings, make them live, then push the ``system`` message.
+
+        The ``ok`` message is pushed right after the hub starts matching the channel, with no
+        await in between, so any change committed after the client sees it is delivered.
+        """
+        generation = self._generation.get(channel, 0) + 1
+        self._generation[channel] = generation
+        try:
+            await self._check(channel)
+        except SubscriptionError as exc:
+            if self._generation.get(channel) == generation and not channel.closed:
+                self.hub.remove(channel)
+                log.info("subscription on %s refused: %s", channel.topic, exc)
+                sink.push(
+                    system_frame(channel.topic, "postgres_changes", "error", str(exc)).encode()
+                )
+            return
+        if self._generation.get(channel) != generation or channel.closed:
+            return
+        self.hub.add(channel, sink)
+        sink.push(system_frame(channel.topic, "postgres_changes", "ok", SUBSCRIBED).encode())
+
+    def broadcast(self, channel: Channel, payload: dict[str, Any]) -> None:
+        """Forward a client broadcast to every channel on the topic (sender only if ``self``)."""
+        text = Frame(channel.topic, "broadcast", payload, None).encode()
+        for member, sink in list(self._topics.get(channel.topic, {}).items()):
+            if member is not channel or channel.broadcast_self:
+                sink.push(text)
+
+    # Subscription checks (protocol doc §4.6, §4.8).
+
+    async def _check(self, channel: Channel) -> None:
+        role = channel.claims.get("role")
+        for binding in channel.bindings:
+            if binding.error is not None:
+                raise SubscriptionError(binding.error)
+            try:
+                await self._check_binding(binding, str(role))
+            except InvalidRole as exc:
+                raise SubscriptionError(_exception_text(binding, str(exc))) from exc
+
+    async def _check_binding(self, binding: Binding, role: str) -> None:
+        schema = binding.schema or "public"
+        table = None if binding.table in (None, "*") else binding.table
+        async with self.database.as_superuser() as conn:
+            if role not in ("anon", "authenticated", "service_role"):
+                raise InvalidRole(role)
+            if await conn.fetchval(_PUBLISHED, self.publication, schema, table) is None:
+                raise SubscriptionError(
+                    "Unable to subscribe to changes with given parameters. Please check "
+                    "Realtime is enabled for the given connect parameters: " + binding.describe()
+                )
+            if table is None or not binding.conditions:
+                return
+            columns = {
+                name: (sql_type, selectable)
+                for name, sql_type, selectable in await conn.fetch(_COLUMNS, schema, table, role)
+            }
+            for condition in binding.conditions:
+                sql_type, selectable = columns.get(condition.column, (None, False))
+                if sql_type is None or not selectable:
+                    raise SubscriptionError(
+                        _exception_text(
+                            binding,
+                            "ERROR P0001 (raise_exception) invalid column for filter subject",
+                        )
+                    )
+                await self._check_value(
+                    conn, binding, condition.value, sql_type, condition.operator
+                )
+
+    async def _check_value(
+        self, conn: asyncpg.Connection, binding: Binding, value: Any, sql_type: str, op: str
+    ) -> None:
+        if op in ("is", "like", "ilike"):
+            return
+        if isinstance(value, tuple):
+            value, sql_type = "{" + ",".join(_array_item(v) for v in value) + "}", sql_type + "[]"
+        try:
+            async with conn.transaction():
+                # sql_type comes from format_type() in the catalogue, never from the client.
+                await conn.fetchval(f"select $1::text::{sql_type}", value)
+        except asyncpg.PostgresError as exc:
+            detail = (
+                f"ERROR {exc.sqlstate} ({_condition_name(exc)}) {exc.args[0] if exc.args else exc}"
+            )
+            raise SubscriptionError(_exception_text(binding, detail)) from exc
+
+
+def _array_item(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _condition_name(exc: asyncpg.PostgresError) -> str:
+    name = type(exc).__name__.removesuffix("Error")
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _exception_text(binding: Binding, detail: str) -> str:
+    return (
+        "Unable to subscribe to changes with given parameters. An exception happened so "
+        f"please check your connect parameters: {binding.describe()}. Exception: {detail}"
+    )
+
+
+class _Visibility:
+    """Catalogue and RLS queries for the hub, with short-lived caches per table and role."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self._tables: dict[int, tuple[float, Relation, TableInfo]] = {}
+        self._columns: dict[tuple[str, int], tuple[float, Relation, frozenset[str]]] = {}
+
+    async def table_info(self, relation: Relation) -> TableInfo:
+        cached = self._tables.get(relation.id)
+        if cached and cached[1] is relation and time.monotonic() - cached[0] < TABLE_INFO_SECONDS:
+            return cached[2]
+        async with self.database.as_superuser() as conn:
+            row = await conn.fetchrow(_TABLE_INFO, relation.id)
+        info = TableInfo(bool(row[0]), json.loads(row[1])) if row else TableInfo(False, {})
+        self._tables[relation.id] = (time.monotonic(), relation, info)
+        return info
+
+    async def selectable_columns(self, role: str, relation: Relation) -> frozenset[str]:
+        key = (role, relation.id)
+        cached = self._columns.get(key)
+        if cached and cached[1] is relation and time.monotonic() - cached[0] < TABLE_INFO_SECONDS:
+            return cached[2]
+        async with self.database.as_superuser() as conn:
+            names = frozenset(r[0] for r in await conn.fetch(_SELECTABLE, relation.id, role))
+        self._columns[key] = (time.monotonic(), relation, names)
+        return names
+
+    async def visible(
+        self, relation: Relation, key: dict[str, str], claims: list[dict[str, Any]]
+    ) -> list[bool]:
+        """Whether each claims set may SELECT the row with this primary key right now."""
+        info = await self.table_info(relation)
+        where = " and ".join(
+            f"{_ident(column)} = ${i}::text::{info.key_types[column]}"
+            for i, column in enumerate(key, start=1)
+        )
+        table = f"{_ident(relation.schema)}.{_ident(relation.name)}"
+        sql = f"select exists(select 1 from {table} where {where})"
+        return list(
+            await asyncio.gather(*(self._exists(c, sql, list(key.values())) for c in claims))
+        )
+
+    async def _exists(self, claims: dict[str, Any], sql: str, values: list[str]) -> bool:
+        try:
+            async with self.database.as_claims(claims) as conn:
+                return bool(await conn.fetchval(sql, *values))
+        except (asyncpg.PostgresError, InvalidRole) as exc:
+            # No SELECT grant and the like: the real service sends an "Error 401" frame that
+            # the Python client drops, so not sending anything is the same to the client.
+            log.debug("visibility check as %s failed: %s", claims.get("role"), exc)
+            return False
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
