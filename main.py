@@ -247,6 +247,7 @@ def start_embedded_stack(data_dir: Path, port: int) -> LocalbaseThread:
     try:
         runner.start(timeout=120)
     except LocalbaseError as exc:
+        log.debug("embedded stack start-up failed: %s", exc)
         runner.stop()
         raise CliError(f"the embedded stack did not start: {_first_line(exc)}") from exc
     log.info("embedded stack serving at %s (data in %s)", runner.url, data_dir)
@@ -318,6 +319,7 @@ async def _serve_localbase(data_dir: Path, host: str, port: int) -> int:
         try:
             await stack.start()
         except LocalbaseError as exc:
+            log.debug("embedded stack start-up failed: %s", exc)
             raise CliError(f"the embedded stack did not start: {_first_line(exc)}") from exc
         keys = stack.keys
         print(f"SUPABASE_URL={stack.url}")

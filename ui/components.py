@@ -15,28 +15,33 @@ def status_bar(state: TaskState) -> ui.card:
     """Status word with colour and icon, progress bar, message and connection indicator."""
     with ui.card().classes(design.CARD).mark("status-bar") as card:
         with ui.row().classes("w-full items-center no-wrap"):
-            ui.chip(state.status, icon=state.status_icon, color=state.status_color).props(
-                "text-color=white square"
-            ).mark("status").bind_text_from(state, "status").bind_icon_from(
-                state, "status_icon"
-            ).bind_background_color_from(state, "status_color")
-            ui.label().classes("grow text-body1").mark("message").bind_text_from(state, "message")
+            status = ui.chip(state.status, icon=state.status_icon, color=state.status_color)
+            status.props("text-color=white square").classes("tl-status").mark("status")
+            status.bind_text_from(state, "status")
+            status.bind_icon_from(state, "status_icon")
+            status.bind_background_color_from(state, "status_color")
+
+            message = ui.label().classes("grow text-body1").mark("message")
+            message.bind_text_from(state, "message")
+
             with ui.row().classes("items-center gap-1").mark("connection"):
-                ui.icon(state.connection_icon, color=state.connection_color).bind_name_from(
-                    state, "connection_icon"
-                ).bind_text_color_from(state, "connection_color")
+                icon = ui.icon(state.connection_icon, color=state.connection_color)
+                icon.bind_name_from(state, "connection_icon")
+                icon.bind_text_color_from(state, "connection_color")
                 ui.label().classes(design.MUTED).bind_text_from(state, "connection")
-        ui.linear_progress(value=state.progress, show_value=False, size="10px").props(
-            "rounded animation-speed=300"
-        ).mark("progress").bind_value_from(state, "progress").bind_visibility_from(
-            state, "has_task"
-        )
-        ui.label().classes(design.MUTED).bind_text_from(
-            state, "progress_text"
-        ).bind_visibility_from(state, "has_task")
-        ui.label().classes("text-negative text-sm").mark("connection-error").bind_text_from(
-            state, "connection_error"
-        ).bind_visibility_from(state, "connection_error", backward=bool)
+
+        progress = ui.linear_progress(value=state.progress, show_value=False, size="10px")
+        progress.props("rounded animation-speed=300").mark("progress")
+        progress.bind_value_from(state, "progress")
+        progress.bind_visibility_from(state, "has_task")
+
+        percent = ui.label().classes(design.MUTED).mark("percent")
+        percent.bind_text_from(state, "progress_text")
+        percent.bind_visibility_from(state, "has_task")
+
+        problem = ui.label().classes("text-negative text-sm").mark("connection-error")
+        problem.bind_text_from(state, "connection_error")
+        problem.bind_visibility_from(state, "connection_error", backward=bool)
     return card
 
 
