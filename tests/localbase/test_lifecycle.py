@@ -77,7 +77,7 @@ def test_a_failing_migration_names_its_file(tmp_path: Path) -> None:
     (migrations / "20250102000000_broken.sql").write_text("create tabel nope;")
     runner = LocalbaseThread(tmp_path / "data", port=0, migrations_dir=migrations)
 
-    with pytest.raises(LocalbaseError, match="20250102000000_broken.sql"):
+    with pytest.raises(LocalbaseError, match=r"20250102000000_broken\.sql"):
         runner.start()
 
     assert not runner.postgres.is_running
