@@ -10,6 +10,7 @@ in commit order.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Iterable
@@ -103,11 +104,21 @@ class Hub:
         return keys
 
     async def dispatch(self, transaction: Transaction) -> None:
-        """Deliver one committed transaction; returns once every frame is queued."""
+        """Deliver one committed transaction; returns once every frame is queued.
+
+        The visibility checks of all its changes run concurrently (bounded by the pool), but
+        frames are pushed afterwards in WAL order, so each socket still sees commit order.
+        """
         stamp = commit_timestamp(transaction.commit_time)
-        for change in transaction.changes:
+        work = [(c, m) for c in transaction.changes if (m := self._matching(c))]
+        checked = await asyncio.gather(
+            *(self._check(change, matched) for change, matched in work), return_exceptions=True
+        )
+        for (change, matched), result in zip(work, checked, strict=True):
             try:
-                await self._dispatch_change(change, stamp)
+                if isinstance(result, BaseException):
+                    raise result
+                await self._push(change, matched, *result, stamp)
             except Exception:
                 log.exception(
                     "dropping %s on %s.%s after an error",
@@ -116,26 +127,37 @@ class Hub:
                     change.relation.name,
                 )
 
-    async def _dispatch_change(self, change: RowChange, stamp: str) -> None:
+    def _matching(self, change: RowChange) -> list[tuple[_Live, list[int]]]:
+        """Live channels with at least one binding this change matches, and those ids."""
         relation = change.relation
         candidates = {
             **self._by_table.get((relation.schema, None), {}),
             **self._by_table.get((relation.schema, relation.name), {}),
         }
         if not candidates:
-            return
-
+            return []
         values = self._filter_values(change)
-        matched: list[tuple[_Live, list[int]]] = []
+        matched = []
         for live in candidates.values():
             ids = [b.id for b in live.channel.bindings if self._binding_matches(b, change, values)]
             if ids:
                 matched.append((live, ids))
-        if not matched:
-            return
+        return matched
 
-        info = await self.visibility.table_info(relation)
-        allowed = await self._visible(change, info, [live for live, _ in matched])
+    async def _check(
+        self, change: RowChange, matched: list[tuple[_Live, list[int]]]
+    ) -> tuple[TableInfo, list[bool]]:
+        info = await self.visibility.table_info(change.relation)
+        return info, await self._visible(change, info, [live for live, _ in matched])
+
+    async def _push(
+        self,
+        change: RowChange,
+        matched: list[tuple[_Live, list[int]]],
+        info: TableInfo,
+        allowed: list[bool],
+        stamp: str,
+    ) -> None:
         payloads: dict[tuple[str, frozenset[str] | None], str] = {}
         for (live, ids), ok in zip(matched, allowed, strict=True):
             if not ok or live.channel.closed:
