@@ -93,7 +93,7 @@ class Worker:
         self.progress_interval = progress_interval
         self.stop_grace_seconds = stop_grace_seconds
         self.client: AsyncClient | None = None
-        self.tasks_done = 0
+        self.tasks_done = 0  # finished here: completed, failed or cancelled
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._wakeup_task: asyncio.Task[None] | None = None
@@ -139,13 +139,11 @@ class Worker:
 
     async def _idle(self, seconds: float) -> None:
         """Wait for a wake-up, a stop or the timeout, whichever comes first."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        await _wait_event(self._wake, seconds)
 
     async def _pause(self, seconds: float) -> None:
         """Wait for a stop or the timeout; wake-ups do not shorten a backoff."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+        await _wait_event(self._stop, seconds)
 
     async def _connect(self) -> None:
         if self.client is None:
@@ -181,8 +179,7 @@ class Worker:
             try:
                 await channel.subscribe(state.on_state(self._wake))
                 while not state.is_lost():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(state.closed.wait(), timeout=1.0)
+                    await _wait_event(state.closed, 1.0)
                 log.info("worker wake-up channel lost; recreating it")
             except Exception as exc:
                 log.warning("worker wake-up subscription failed: %s", exc)
@@ -216,7 +213,6 @@ class Worker:
         log.info("worker %s claimed task %s (%s), attempt %d", self.worker_id, task.id,
                  task.kind, task.attempts)  # fmt: skip
         await self._process(task)
-        self.tasks_done += 1
         return True
 
     async def _process(self, task: Task) -> None:
@@ -235,17 +231,14 @@ class Worker:
         pump = asyncio.create_task(self._pump_progress(task, reporter, job_run))
         try:
             await self._wait_for_job(job_run)
+            lost = await pump  # ends by itself once the job is done, after the final report
         except asyncio.CancelledError:
             reporter.cancel()
             job_run.cancel()
             pump.cancel()
             await asyncio.shield(self._release(task))
             raise
-        pump.cancel()
-        lost = False
-        with contextlib.suppress(asyncio.CancelledError):
-            lost = await pump
-        await self._conclude(task, reporter, job_run, lease_lost=bool(lost))
+        await self._conclude(task, reporter, job_run, lease_lost=lost)
 
     async def _wait_for_job(self, job_run: asyncio.Task[Any]) -> None:
         """Wait for the job; on stop give it the grace period, then cancel it."""
@@ -287,17 +280,25 @@ class Worker:
     async def _pump_progress(
         self, task: Task, reporter: ProgressReporter, job_run: asyncio.Task[Any]
     ) -> bool:
-        """Send progress (coalesced) and renew the lease until cancelled.
+        """Send progress (coalesced) and renew the lease until the job is done.
 
-        Returns True when the lease was lost; cancels the job on a cancel request.
+        Returns True when the lease was lost; cancels the job on a cancel request. Ends on
+        its own when the job ends (cancelling it could be swallowed by `wait_for` on 3.11).
         """
         renew_every = max(1.0, self.lease_seconds / 3)
         sent: tuple[int, str | None] | None = None
         sent_at = 0.0
         try:
-            while True:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(reporter.changed.wait(), timeout=renew_every)
+            while not job_run.done():
+                changed = asyncio.ensure_future(reporter.changed.wait())
+                try:
+                    await asyncio.wait(
+                        {changed, job_run}, timeout=renew_every, return_when=asyncio.FIRST_COMPLETED
+                    )
+                finally:
+                    changed.cancel()
+                if job_run.done():
+                    break
                 reporter.changed.clear()
                 wait = sent_at + self.progress_interval - time.monotonic()
                 if wait > 0:
@@ -309,16 +310,12 @@ class Worker:
                     log.info("task %s: cancel requested", task.id)
                     reporter.cancel()
                     job_run.cancel()
+            if not job_run.cancelled() and job_run.exception() is None and reporter.latest != sent:
+                # Always send the final value, even if it was coalesced away.
+                await self._report(task, *reporter.latest)
         except LeaseLost:
             job_run.cancel()
             return True
-        except asyncio.CancelledError:
-            pass
-        if job_run.done() and not job_run.cancelled() and job_run.exception() is None:
-            # Always send the final value, even if it was coalesced away.
-            if reporter.latest != sent:
-                with contextlib.suppress(LeaseLost):
-                    await self._report(task, *reporter.latest)
         return False
 
     async def _report(self, task: Task, percent: int, message: str | None) -> bool:
@@ -362,7 +359,8 @@ class Worker:
         """Mark a task the user cancelled; there is no rpc for it, so update as service_role."""
         values = {"status": "cancelled", "message": "cancelled", "lease_expires_at": None,
                   "finished_at": _now_iso()}  # fmt: skip
-        await self._update_owned(task, values, "cancel")
+        if await self._update_owned(task, values, "cancel"):
+            self.tasks_done += 1
 
     async def _release(self, task: Task) -> None:
         """Give an unfinished task back (worker stopping), so another worker starts it anew."""
@@ -394,6 +392,7 @@ class Worker:
         for attempt in range(1, 6):
             try:
                 await self._rpc(function, params)
+                self.tasks_done += 1
                 return True
             except LeaseLost:
                 log.warning("task %s: %s refused, lease lost to another worker", task.id, function)
@@ -446,6 +445,19 @@ class _WakeupState:
             return True
         since = self.errored_since
         return since is not None and time.monotonic() - since > WAKEUP_STALE_SECONDS
+
+
+async def _wait_event(event: asyncio.Event, seconds: float) -> bool:
+    """Wait for `event` at most `seconds`; True when it is set.
+
+    Built on `asyncio.wait`, which never swallows a cancellation of the caller.
+    """
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({waiter}, timeout=seconds)
+    finally:
+        waiter.cancel()
+    return event.is_set()
 
 
 def _backoff(attempt: int, rng: random.Random, cap: float = 30.0) -> float:
