@@ -265,3 +265,55 @@ async def test_another_user_cannot_see_or_watch_my_task(
         assert await stranger.fetch(task.id) is None
     finally:
         await stranger.close()
+
+
+async def test_progress_is_coalesced_but_the_final_value_always_arrives(
+    session: SupabaseSession, start_worker: WorkerStarter
+) -> None:
+    task = await session.submit("demo", {"steps": 300, "step_seconds": 0.002})
+    context, views = await watch(session, task)
+
+    await start_worker(progress_interval=0.1)
+    await eventually(lambda: context.view.is_completed)
+
+    processing = [v for v in views if v.status == TaskStatus.PROCESSING]
+    assert 1 <= len(processing) < 40  # ~0.6 s of work at most ~10 reports a second
+    assert processing[-1].message == "step 300 of 300"
+    assert processing[-1].progress == 100
+    await context.dispose()
+
+
+async def test_a_cancel_request_stops_the_job_and_marks_the_task_cancelled(
+    session: SupabaseSession, start_worker: WorkerStarter, service_client: Any
+) -> None:
+    task = await session.submit("demo", {"steps": 100, "step_seconds": 0.1})
+    context, _ = await watch(session, task)
+    await start_worker(lease_seconds=3)
+    await eventually(lambda: context.view.progress > 0)
+
+    query = service_client.table("tasks").update({"cancel_requested": True}).eq("id", task.id)
+    await query.execute()
+
+    await eventually(lambda: context.view.is_terminal, within=10)
+    assert context.view.status == TaskStatus.CANCELLED
+    assert context.view.progress < 100
+    await context.dispose()
+
+
+async def test_a_dropped_socket_is_rejoined_and_caught_up(
+    session: SupabaseSession, start_worker: WorkerStarter
+) -> None:
+    task = await session.submit("demo", {"steps": 20, "step_seconds": 0.1})
+    context, views = await watch(session, task)
+    await start_worker()
+    await eventually(lambda: context.view.progress > 0)
+
+    socket = session.client.realtime._ws_connection  # drop the connection under the client
+    assert socket is not None
+    await socket.close()
+
+    await eventually(lambda: context.view.is_completed)
+    connections = [v.connection for v in views]
+    assert ConnectionState.ERROR in connections
+    assert ConnectionState.LIVE in connections[connections.index(ConnectionState.ERROR) :]
+    await context.dispose()
