@@ -18,6 +18,7 @@ import socket
 import threading
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from postgrest import APIError
@@ -473,6 +474,4 @@ def _readable(exc: BaseException) -> str:
 
 
 def _now_iso() -> str:
-    from datetime import UTC, datetime
-
     return datetime.now(UTC).isoformat()
