@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from supabase import AsyncClient, acreate_client
 
 from localbase.server import LocalbaseThread
-from supabase import AsyncClient, acreate_client
 
 
 @pytest.fixture(scope="session")

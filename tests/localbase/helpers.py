@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from localbase.server import LocalbaseThread
 from supabase import AsyncClient, acreate_client
+
+from localbase.server import LocalbaseThread
 
 
 @contextlib.asynccontextmanager

@@ -6,9 +6,9 @@ import httpx
 import jwt
 import pytest
 from postgrest.exceptions import APIError
+from supabase import AsyncClient
 
 from localbase.server import LocalbaseThread
-from supabase import AsyncClient
 from tests.localbase.helpers import signed_in_user
 
 pytestmark = pytest.mark.integration
