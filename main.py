@@ -172,6 +172,9 @@ def configure_logging(level: str) -> None:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    if level != "debug":
+        # One line per REST call (the worker polls every few seconds) is debugging detail.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 # Commands -----------------------------------------------------------------------------------
@@ -188,27 +191,35 @@ def command_run(args: argparse.Namespace) -> int:
     data_dir = resolve_data_dir(args.data_dir)
     ensure_port_free(args.host, args.port, "--port")
 
+    runner: LocalbaseThread | None = None
     if settings.is_configured:
         check_reachable(settings.supabase_url or "", settings.public_key or "")
         log.info("using the supabase project at %s", settings.supabase_url)
         wire_app(settings, registry)
     else:
-        runner = start_embedded_stack(data_dir, args.localbase_port)
-        wire_app(stack_settings(runner), registry)
+        runner = stack = start_embedded_stack(data_dir, args.localbase_port)
+        wire_app(stack_settings(stack), registry)
         # Registered last, so the worker and the browsers' sessions are closed before it.
-        app.on_shutdown(lambda: asyncio.to_thread(runner.stop))
+        app.on_shutdown(lambda: asyncio.to_thread(stack.stop))
 
-    ui.run(
-        reload=False,
-        title="Tasklight",
-        host=args.host,
-        port=args.port,
-        show=not args.no_show,
-        storage_secret=storage_secret(data_dir),
-        uvicorn_logging_level=args.log_level,
-        show_welcome_message=False,
-        favicon="💡",
-    )
+    try:
+        ui.run(
+            reload=False,
+            title="Tasklight",
+            host=args.host,
+            port=args.port,
+            show=not args.no_show,
+            storage_secret=storage_secret(data_dir),
+            uvicorn_logging_level=args.log_level,
+            show_welcome_message=False,
+            favicon="💡",
+        )
+    except BaseException:
+        # A normal shutdown stops the stack in the shutdown handler; a server that never
+        # started (or died) must not leave Postgres running.
+        if runner is not None:
+            runner.stop()
+        raise
     return 0
 
 
