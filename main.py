@@ -202,6 +202,7 @@ def command_run(args: argparse.Namespace) -> int:
         # Registered last, so the worker and the browsers' sessions are closed before it.
         app.on_shutdown(lambda: asyncio.to_thread(stack.stop))
 
+    log.info("tasklight serving on http://%s:%d", args.host, args.port)
     try:
         ui.run(
             reload=False,
@@ -210,7 +211,8 @@ def command_run(args: argparse.Namespace) -> int:
             port=args.port,
             show=not args.no_show,
             storage_secret=storage_secret(data_dir),
-            uvicorn_logging_level=args.log_level,
+            # Access lines for every asset (and localbase's API calls) only when debugging.
+            uvicorn_logging_level="debug" if args.log_level == "debug" else "warning",
             show_welcome_message=False,
             favicon="💡",
         )

@@ -78,7 +78,7 @@ def register(settings: Settings, registry: JobRegistry) -> None:
                 return
             params = form.validated()
             if params is None:
-                ui.notify("please correct the highlighted fields", type="warning")
+                ui.notify(form.problem, type="warning")
                 return
             submit_button.disable()
             try:

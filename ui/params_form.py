@@ -16,6 +16,8 @@ from nicegui import ui
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
+from services.jobs import describe_invalid_params
+
 
 class ParamsForm:
     """Inputs for every field of ``model``, created in the current NiceGUI container."""
@@ -23,8 +25,10 @@ class ParamsForm:
     def __init__(self, model: type[BaseModel]) -> None:
         self.model = model
         self.inputs: dict[str, ui.element] = {}
-        for name, field in model.model_fields.items():
-            self.inputs[name] = _field_input(name, field)
+        self.problem = ""
+        with ui.element("div").classes("w-full grid grid-cols-1 sm:grid-cols-3 gap-x-4"):
+            for name, field in model.model_fields.items():
+                self.inputs[name] = _field_input(name, field)
 
     def values(self) -> dict[str, Any]:
         """Current raw values keyed by field name; empty optional fields are left out."""
@@ -32,13 +36,18 @@ class ParamsForm:
         return {name: value for name, value in values.items() if value not in (None, "")}
 
     def validated(self) -> BaseModel | None:
-        """Return the parameters as the model, or mark the wrong fields and return None."""
+        """Return the parameters as the model, or mark the wrong fields and return None.
+
+        After a None, ``problem`` holds one readable line about every error.
+        """
+        self.problem = ""
         for element in self.inputs.values():
             if isinstance(element, ui.number | ui.input):
                 element.error = None
         try:
             return self.model.model_validate(self.values())
         except ValidationError as exc:
+            self.problem = describe_invalid_params(exc)
             for error in exc.errors():
                 element = self.inputs.get(str(error["loc"][0])) if error["loc"] else None
                 if isinstance(element, ui.number | ui.input):

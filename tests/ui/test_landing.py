@@ -86,8 +86,20 @@ async def test_an_invalid_field_is_marked_and_nothing_is_submitted(user: User) -
 
     user.find(marker="submit").click()
 
-    await user.should_see("please correct the highlighted fields")
+    await user.should_see("invalid parameters: steps: Input should be greater than or equal to 1")
     assert steps.error  # type: ignore[attr-defined]
+    assert _status(user) == "no task yet"
+
+
+async def test_a_fail_step_after_the_last_step_is_refused_with_the_reason(user: User) -> None:
+    await user.open("/")
+    await _ready(user)
+    _one(user, "steps").value = 3  # type: ignore[attr-defined]
+    _one(user, "fail_at_step").value = 4  # type: ignore[attr-defined]
+
+    user.find(marker="submit").click()
+
+    await user.should_see("fail_at_step (4) is after the last step", retries=20)
     assert _status(user) == "no task yet"
 
 
@@ -107,3 +119,20 @@ async def test_a_second_submission_becomes_the_active_task(user: User) -> None:
     await wait_until(lambda: _status(user) == "failed", 30, "the second task to fail")
     assert _one(user, "task-id").text != first  # type: ignore[attr-defined]
     await user.should_not_see(marker="result")
+
+
+async def test_a_reload_shows_the_same_users_task(user: User) -> None:
+    await user.open("/")
+    await _ready(user)
+    _one(user, "steps").value = 1  # type: ignore[attr-defined]
+    _one(user, "step_seconds").value = 0  # type: ignore[attr-defined]
+    user.find(marker="submit").click()
+    await wait_until(lambda: _status(user) == "completed", 30, "the task to complete")
+    task_label = _one(user, "task-id").text  # type: ignore[attr-defined]
+
+    await user.open("/")
+
+    await _ready(user)
+    await wait_until(lambda: _status(user) == "completed", 10, "the task after the reload")
+    assert _one(user, "task-id").text == task_label  # type: ignore[attr-defined]
+    await user.should_see("1 steps done", retries=50)
