@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from nicegui import app, background_tasks, ui
 from nicegui.client import Client
 
 from services.errors import ServiceError
 from services.jobs import JobRegistry
+from services.models import TaskView
 from services.settings import Settings
 from services.task_context import Notice
 from ui import design
@@ -32,17 +34,18 @@ def register(settings: Settings, registry: JobRegistry) -> None:
         storage = app.storage.user
         state = TaskState()
         viewer: Viewer | None = None
-        forget: list = []  # functions that remove this tab's listeners
-        shown_result: list[str | None] = [None]
+        forget: list[Callable[[], None]] = []  # removes this tab's listeners
+        shown_result: str | None = None
         job = registry.get(registry.kinds()[0])
 
-        def on_view(view) -> None:
+        def on_view(view: TaskView) -> None:
+            nonlocal shown_result
             state.apply(view)
-            if not view.is_completed:
-                shown_result[0] = None
+            if not view.is_completed and shown_result is not None:
+                shown_result = None
                 result_box.clear()
-            elif view.result_id and view.result_id != shown_result[0]:
-                shown_result[0] = view.result_id
+            elif view.is_completed and view.result_id and view.result_id != shown_result:
+                shown_result = view.result_id
                 background_tasks.create(show_result(view.result_id), name="load result")
 
         def on_notice(notice: Notice) -> None:
