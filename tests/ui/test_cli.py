@@ -1,0 +1,113 @@
+"""main.py's command line: help, one-line errors, and `localbase` printing its settings."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import main
+
+REPO = Path(__file__).resolve().parents[2]
+SETTING_NAMES = [
+    "SUPABASE_URL",
+    "SUPABASE_ANON_KEY",
+    "SUPABASE_SERVICE_ROLE_KEY",
+    "SUPABASE_PUBLISHABLE_KEY",
+    "SUPABASE_SECRET_KEY",
+]
+
+
+@pytest.fixture
+def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No Supabase settings from the environment or a .env (the cwd is a temp dir)."""
+    for name in SETTING_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_help_explains_the_commands_and_the_environment(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main.main(["--help"])
+
+    text = capsys.readouterr().out
+    assert exit_info.value.code == 0
+    for word in ("run", "worker", "localbase", ".env", *SETTING_NAMES):
+        assert word in text
+
+
+def test_options_without_a_command_mean_run() -> None:
+    args = main.build_parser().parse_args(main._with_default_command(["--no-show", "--port", "1"]))
+
+    assert (args.command, args.no_show, args.port) == ("run", True, 1)
+
+
+def test_a_busy_port_is_one_line_and_exit_status_1(
+    clean_env: Path, capsys: pytest.CaptureFixture
+) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+
+        status = main.main(["run", "--no-show", "--port", str(port), "--data-dir", str(clean_env)])
+
+    err = capsys.readouterr().err.strip()
+    assert status == 1
+    assert err == (
+        f"tasklight: cannot listen on 127.0.0.1:{port} (Address already in use); "
+        "choose another port with --port"
+    )
+
+
+def test_a_data_dir_below_a_file_is_refused(clean_env: Path, capsys: pytest.CaptureFixture) -> None:
+    blocker = clean_env / "a-file"
+    blocker.write_text("")
+
+    status = main.main(["localbase", "--data-dir", str(blocker / "data")])
+
+    assert status == 1
+    assert capsys.readouterr().err.startswith(f"tasklight: cannot use data dir {blocker}/data")
+
+
+def test_the_worker_without_a_secret_key_starts_nothing_and_says_why(
+    clean_env: Path, capsys: pytest.CaptureFixture
+) -> None:
+    status = main.main(["worker"])
+
+    assert status == 1
+    assert "needs SUPABASE_URL and SUPABASE_SECRET_KEY" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_localbase_prints_its_settings_first_and_stops_postgres_on_sigterm(
+    clean_env: Path,
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    data_dir = clean_env / "data"
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+    command = [sys.executable, str(REPO / "main.py"), "localbase", "--port", str(port),
+               "--data-dir", str(data_dir)]  # fmt: skip
+    process = subprocess.Popen(command, cwd=clean_env, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline().rstrip("\n") for _ in SETTING_NAMES]
+        assert [line.split("=", 1)[0] for line in lines] == SETTING_NAMES
+        assert lines[0] == f"SUPABASE_URL=http://127.0.0.1:{port}"
+        assert lines[3].startswith("SUPABASE_PUBLISHABLE_KEY=sb_publishable_")
+        assert (data_dir / "pgdata" / "postmaster.pid").exists()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        status = process.wait(60)
+
+    assert status == 0
+    assert not (data_dir / "pgdata" / "postmaster.pid").exists()
