@@ -27,6 +27,7 @@ import uvicorn
 
 from localbase.app import create_app
 from localbase.auth import AuthConfig
+from localbase.blocking import run_blocking
 from localbase.bootstrap import DEFAULT_MIGRATIONS_DIR, bootstrap
 from localbase.database import Database
 from localbase.errors import LocalbaseError
@@ -126,7 +127,7 @@ class Localbase:
         self._lock_data_dir()
         sock = self._bind()
 
-        await asyncio.to_thread(self.postgres.start)
+        await run_blocking(self.postgres.start)
         keys = self.keys
         self.database = await Database.connect(self.postgres.dsn, min_size=1, max_size=10)
         async with self.database.pool.acquire() as conn:
@@ -185,7 +186,7 @@ class Localbase:
             self.database = None
 
         try:
-            await asyncio.to_thread(self.postgres.stop)
+            await run_blocking(self.postgres.stop)
         finally:
             self._bound_port = None
             self._unlock_data_dir()

@@ -30,6 +30,7 @@ import psycopg2
 import psycopg2.extensions
 import psycopg2.extras
 
+from localbase.blocking import run_blocking
 from localbase.realtime.pgoutput import DecodeError, Transaction, TransactionAssembler
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ class ReplicationStream:
         self._stop.set()
         thread, self._thread = self._thread, None
         if thread is not None:
-            await asyncio.to_thread(thread.join, 10)
+            await run_blocking(thread.join, 10)
             if thread.is_alive():
                 log.warning("replication thread did not stop within 10 s")
 

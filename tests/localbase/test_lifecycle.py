@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import asyncpg
@@ -91,3 +93,22 @@ def test_stop_is_idempotent(tmp_path: Path) -> None:
     runner.stop()
 
     assert not runner.postgres.is_running
+
+
+def test_postgres_stops_when_a_process_exits_without_calling_stop(tmp_path: Path) -> None:
+    script = (
+        "import sys\n"
+        "from localbase.server import LocalbaseThread\n"
+        f"runner = LocalbaseThread({str(tmp_path)!r}, port=0)\n"
+        "runner.start()\n"
+        "sys.exit(3)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+
+    finished = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120
+    )
+
+    assert finished.returncode == 3, finished.stderr
+    assert "cannot schedule new futures" not in finished.stderr
+    assert not (tmp_path / "pgdata" / "postmaster.pid").exists()
