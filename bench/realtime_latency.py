@@ -30,9 +30,10 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from supabase import AsyncClient, acreate_client
+
 from localbase.database import parse_dsn
 from localbase.server import LocalbaseThread
-from supabase import AsyncClient, acreate_client
 
 
 class User:

@@ -17,12 +17,12 @@ from typing import Any
 
 import httpx
 from postgrest import APIError
+from supabase import AsyncClient, AsyncClientOptions, acreate_client
 from supabase_auth.errors import AuthApiError, AuthError, AuthRetryableError
 from supabase_auth.types import Session
 
 from services.errors import RequestError, SessionError
 from services.models import Task
-from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
 log = logging.getLogger(__name__)
 

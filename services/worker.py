@@ -23,10 +23,10 @@ from typing import Any
 
 from postgrest import APIError
 from pydantic import ValidationError
+from supabase import AsyncClient, acreate_client
 
 from services.jobs import JobError, JobRegistry, UnknownJobKind, describe_invalid_params
 from services.models import Task
-from supabase import AsyncClient, acreate_client
 
 log = logging.getLogger(__name__)
 

@@ -55,7 +55,7 @@ class DemoJob:
 
         elapsed = _since(started)
         return {
-            "summary": f"{params.steps} steps done in {elapsed:.2f} s",
+            "summary": f"{_plural(params.steps, 'step')} done in {elapsed:.2f} s",
             "steps": params.steps,
             "elapsed_seconds": elapsed,
             "sum_of_squares": sum(i * i for i in range(1, params.steps + 1)),
@@ -65,3 +65,7 @@ class DemoJob:
 
 def _since(started: float) -> float:
     return round(time.monotonic() - started, 3)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

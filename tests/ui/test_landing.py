@@ -135,4 +135,4 @@ async def test_a_reload_shows_the_same_users_task(user: User) -> None:
     await _ready(user)
     await wait_until(lambda: _status(user) == "completed", 10, "the task after the reload")
     assert _one(user, "task-id").text == task_label  # type: ignore[attr-defined]
-    await user.should_see("1 steps done", retries=50)
+    await user.should_see("1 step done", retries=50)

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 import websockets
+from supabase import AsyncClient, acreate_client
 
 from localbase.server import LocalbaseThread
-from supabase import AsyncClient, acreate_client
 from tests.conftest import _close
 
 pytestmark = pytest.mark.integration
