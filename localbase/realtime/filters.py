@@ -3,12 +3,16 @@
 Grammar (protocol doc §4.8, upstream HEAD): ``column=op.value`` conditions joined by commas
 (AND); commas inside ``(...)`` or double quotes do not split. Operators: eq, neq, lt, lte, gt,
 gte, in (``in.(a,b)``), is (``null``/``true``/``false``/``unknown``), isdistinct, like, ilike,
-each optionally prefixed by ``not.``. Values are taken verbatim (no URL decoding); a value in
+match and imatch (POSIX regular expressions, ``~`` and ``~*``), each optionally prefixed by
+``not.``. Values are taken verbatim (no URL decoding); a value in
 double quotes may escape with ``\\``.
 
 Evaluation follows SQL: both sides are compared as the column's type, a NULL column value makes
 every comparison unknown (so the row does not pass), and ``not.`` of unknown stays unknown.
-Text ordering (lt/gt on text) compares code points, not the database collation.
+Text ordering (lt/gt on text) compares code points, not the database collation. Regular
+expressions run on Python's ``re`` after translating the POSIX classes (``[[:digit:]]``) and
+word anchors (``\\m``, ``\\M``, ``\\y``) that PostgreSQL adds; the service also validates each
+pattern with PostgreSQL when the binding is subscribed.
 """
 
 from __future__ import annotations
@@ -19,8 +23,12 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 OPERATORS: Final = frozenset(
-    {"eq", "neq", "lt", "lte", "gt", "gte", "in", "is", "isdistinct", "like", "ilike"}
-)
+    {
+        "eq", "neq", "lt", "lte", "gt", "gte", "in", "is", "isdistinct",
+        "like", "ilike", "match", "imatch",
+    }
+)  # fmt: skip
+PATTERN_OPERATORS: Final = frozenset({"like", "ilike", "match", "imatch"})
 IS_VALUES: Final = frozenset({"null", "true", "false", "unknown"})
 MAX_IN_VALUES: Final = 100
 
@@ -72,6 +80,8 @@ class Condition:
             return None
         if self.operator in ("like", "ilike"):
             return expected.fullmatch(str(actual)) is not None
+        if self.operator in ("match", "imatch"):
+            return expected.search(text) is not None
         if self.operator == "in":
             return actual in expected
         try:
@@ -88,6 +98,8 @@ class Condition:
         if self.operator in ("like", "ilike"):
             flags = re.IGNORECASE | re.DOTALL if self.operator == "ilike" else re.DOTALL
             return re.compile(like_to_regex(str(self.value)), flags)
+        if self.operator in ("match", "imatch"):
+            return compile_posix(str(self.value), ignore_case=self.operator == "imatch")
         if isinstance(self.value, tuple):
             return tuple(coerce(v, type_oid) for v in self.value)
         return coerce(self.value, type_oid)
@@ -129,6 +141,47 @@ def like_to_regex(pattern: str) -> str:
         else:
             parts.append(re.escape(char))
     return "".join(parts)
+
+
+_POSIX_CLASSES: Final = {
+    "alpha": "a-zA-Z",
+    "digit": "0-9",
+    "alnum": "a-zA-Z0-9",
+    "upper": "A-Z",
+    "lower": "a-z",
+    "space": "\\s",
+    "xdigit": "0-9a-fA-F",
+    "word": "\\w",
+    "punct": re.escape("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"),
+}
+_POSIX_TOKEN: Final = re.compile(r"\[:(\w+):\]|\\[mMy]")
+
+
+def compile_posix(pattern: str, *, ignore_case: bool = False) -> re.Pattern[str]:
+    """Compile a PostgreSQL (ARE) regular expression with Python's ``re``.
+
+    Raises:
+        ValueError: the pattern is not a regular expression ``re`` understands.
+    """
+
+    def translate(match: re.Match[str]) -> str:
+        token = match.group(0)
+        if token == "\\m":
+            return r"\b(?=\w)"
+        if token == "\\M":
+            return r"\b(?<=\w)"
+        if token == "\\y":
+            return r"\b"
+        try:
+            return _POSIX_CLASSES[match.group(1)]
+        except KeyError:
+            raise ValueError(f"invalid character class {token}") from None
+
+    try:
+        flags = re.DOTALL | (re.IGNORECASE if ignore_case else 0)
+        return re.compile(_POSIX_TOKEN.sub(translate, pattern), flags)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression: {exc}") from exc
 
 
 def parse_filter(text: str | None) -> tuple[Condition, ...]:

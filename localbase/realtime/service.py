@@ -20,6 +20,7 @@ from starlette.websockets import WebSocket
 
 from localbase.database import Database, InvalidRole
 from localbase.keys import ProjectKeys
+from localbase.realtime.filters import compile_posix
 from localbase.realtime.hub import Hub, Sink, TableInfo
 from localbase.realtime.pgoutput import Relation, Transaction
 from localbase.realtime.pgtypes import CATALOG_QUERY, TypeRegistry
@@ -233,6 +234,9 @@ class RealtimeService:
     ) -> None:
         if op in ("is", "like", "ilike"):
             return
+        if op in ("match", "imatch"):
+            await self._check_regex(conn, binding, str(value), op)
+            return
         if isinstance(value, tuple):
             value, sql_type = "{" + ",".join(_array_item(v) for v in value) + "}", sql_type + "[]"
         try:
@@ -243,6 +247,24 @@ class RealtimeService:
             detail = (
                 f"ERROR {exc.sqlstate} ({_condition_name(exc)}) {exc.args[0] if exc.args else exc}"
             )
+            raise SubscriptionError(_exception_text(binding, detail)) from exc
+
+    async def _check_regex(
+        self, conn: asyncpg.Connection, binding: Binding, pattern: str, op: str
+    ) -> None:
+        """Refuse patterns PostgreSQL rejects, and the few Python's ``re`` cannot run."""
+        try:
+            async with conn.transaction():
+                await conn.fetchval("select '' ~ $1", pattern)
+        except asyncpg.PostgresError as exc:
+            detail = (
+                f"ERROR {exc.sqlstate} ({_condition_name(exc)}) {exc.args[0] if exc.args else exc}"
+            )
+            raise SubscriptionError(_exception_text(binding, detail)) from exc
+        try:
+            compile_posix(pattern, ignore_case=op == "imatch")
+        except ValueError as exc:
+            detail = f"ERROR 0A000 (feature_not_supported) {exc} (local Realtime)"
             raise SubscriptionError(_exception_text(binding, detail)) from exc
 
 
