@@ -65,9 +65,11 @@ class JobRegistry:
         return list(self._jobs)
 
     def load_builtins(self) -> None:
+        from services.jobs.csv_stats import CsvStatsJob
         from services.jobs.demo import DemoJob
 
         self.register(DemoJob())
+        self.register(CsvStatsJob())
 
     def load_module(self, name: str) -> None:
         """Import `name` and register its jobs (`register_jobs(registry)` or `JOBS`)."""

@@ -111,10 +111,10 @@ async def test_the_demo_fails_at_the_requested_step_with_a_readable_reason() -> 
     assert [message for _, message in reporter.reports] == ["step 1 of 3"]
 
 
-def test_the_registry_starts_with_the_demo_and_refuses_duplicates() -> None:
+def test_the_registry_starts_with_the_builtins_and_refuses_duplicates() -> None:
     registry = JobRegistry.with_builtins()
 
-    assert registry.kinds() == ["demo"]
+    assert registry.kinds() == ["demo", "csv"]
     with pytest.raises(ValueError, match="already registered"):
         registry.register(DemoJob())
 
@@ -134,7 +134,7 @@ def test_jobs_can_be_added_from_a_module(monkeypatch: pytest.MonkeyPatch) -> Non
 
     registry.load_module(module.__name__)
 
-    assert registry.kinds() == ["demo", "echo"]
+    assert registry.kinds() == ["demo", "csv", "echo"]
 
 
 def test_a_module_without_jobs_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
