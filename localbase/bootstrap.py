@@ -105,6 +105,23 @@ create table if not exists auth.refresh_tokens (
 );
 create index if not exists refresh_tokens_session_id_idx on auth.refresh_tokens (session_id);
 
+-- email + password users (GoTrue 20231117164230_add_id_pkey_identities and later)
+create unique index if not exists users_email_partial_key on auth.users (email)
+  where email is not null and email <> '' and not is_sso_user;
+create table if not exists auth.identities (
+  id uuid primary key default gen_random_uuid(),
+  provider_id text not null,
+  user_id uuid not null references auth.users (id) on delete cascade,
+  identity_data jsonb not null,
+  provider text not null,
+  last_sign_in_at timestamptz,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  email text generated always as (lower(identity_data ->> 'email')) stored,
+  unique (provider_id, provider)
+);
+create index if not exists identities_user_id_idx on auth.identities (user_id);
+
 -- auth helpers (GoTrue 20220224000811_update_auth_functions, 20220531120530_add_auth_jwt_function)
 create or replace function auth.uid() returns uuid
   language sql stable

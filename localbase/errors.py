@@ -72,14 +72,26 @@ class PostgrestError(ApiError):
 class AuthApiError(ApiError):
     """An error in GoTrue's shape: ``{"code", "message"}``."""
 
-    def __init__(self, status_code: int, code: str, message: str) -> None:
+    def __init__(
+        self, status_code: int, code: str, message: str, *, extra: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.code = code
         self.message = message
+        self.extra = extra or {}  # more top-level keys, e.g. {"weak_password": {...}}
 
     def body(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message}
+        return {"code": self.code, "message": self.message, **self.extra}
+
+    def legacy_body(self) -> dict[str, Any]:
+        """The body for clients that send no ``X-Supabase-Api-Version`` (before 2024-01-01)."""
+        return {
+            "code": self.status_code,
+            "error_code": self.code,
+            "msg": self.message,
+            **self.extra,
+        }
 
 
 # PostgREST's pgErrorStatus (src/library/PostgREST/Error.hs), keyed by SQLSTATE or by its

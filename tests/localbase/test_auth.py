@@ -58,11 +58,11 @@ async def test_sign_out_revokes_the_session(localbase: LocalbaseThread) -> None:
 
 async def test_auth_errors_echo_the_api_version(localbase: LocalbaseThread) -> None:
     async with httpx.AsyncClient(base_url=f"{localbase.url}/auth/v1") as http:
-        no_bearer = await http.get("/user", headers={"apikey": localbase.keys.anon_key})
-        bad_jwt = await http.get(
-            "/user", headers={"apikey": localbase.keys.anon_key, "Authorization": "Bearer x.y.z"}
-        )
-        bad_json = await http.post(
+        versioned = {"apikey": localbase.keys.anon_key, "X-Supabase-Api-Version": "2024-01-01"}
+        no_bearer = await http.get("/user", headers=versioned)
+        bad_jwt = await http.get("/user", headers={**versioned, "Authorization": "Bearer x.y.z"})
+        bad_json = await http.post("/signup", content=b"{", headers=versioned)
+        legacy = await http.post(
             "/signup", content=b"{", headers={"apikey": localbase.keys.anon_key}
         )
         health = await http.get("/health")
@@ -71,4 +71,10 @@ async def test_auth_errors_echo_the_api_version(localbase: LocalbaseThread) -> N
     assert bad_jwt.status_code == 403 and bad_jwt.json()["code"] == "bad_jwt"
     assert bad_json.status_code == 400 and bad_json.json()["code"] == "bad_json"
     assert no_bearer.headers["x-supabase-api-version"] == "2024-01-01"
+    # Without the version header GoTrue answers in its legacy shape.
+    assert legacy.json() == {
+        "code": 400,
+        "error_code": "bad_json",
+        "msg": bad_json.json()["message"],
+    }
     assert health.status_code == 200
