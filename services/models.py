@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -172,3 +172,14 @@ class TaskView:
             result_id=task.result_id,
             connection=connection,
         )
+
+
+NoticeLevel = Literal["positive", "negative", "warning", "info"]
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A message for a toast; `level` uses NiceGUI's notification types."""
+
+    level: NoticeLevel
+    text: str

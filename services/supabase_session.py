@@ -4,6 +4,12 @@ The caller keeps the identity (a small dict with the refresh token) in server-si
 per-browser storage. `start(stored)` restores it with a refresh, so a reload is the same
 user; the refresh token rotates on every refresh, and `on_identity` is called with the new
 dict each time so the caller can store it.
+
+Token lifetime: the session refreshes the access token at about 80 % of its life, judged by
+the wall clock (so a laptop waking from sleep refreshes at once), and waits until the new
+token is in Realtime (socket, joined channels, the stored join payload of every channel, so
+rejoins carry it too) before going on. A REST call whose token is about to expire refreshes
+first. A failed refresh is retried with backoff forever and reported to notice listeners.
 """
 
 from __future__ import annotations
@@ -22,14 +28,17 @@ from supabase_auth.errors import AuthApiError, AuthError, AuthRetryableError
 from supabase_auth.types import Session
 
 from services.errors import RequestError, SessionError
-from services.models import Task
+from services.models import Notice, Task
 
 log = logging.getLogger(__name__)
 
 IdentityListener = Callable[[dict[str, str]], None]
+NoticeListener = Callable[[Notice], None]
 
-MIN_REFRESH_DELAY = 5.0
+MIN_REFRESH_DELAY = 0.5  # even for tokens that live only a few seconds (tests)
 MAX_RETRY_DELAY = 60.0
+CLOCK_CHECK_SECONDS = 15.0  # the refresh timer re-reads the wall clock this often
+EXPIRY_MARGIN_SECONDS = 2.0  # a REST call refreshes first when the token expires this soon
 
 
 class SupabaseSession:
@@ -45,8 +54,11 @@ class SupabaseSession:
         self._session: Session | None = None
         self._last_refresh_token: str | None = None
         self._refresh_task: asyncio.Task[None] | None = None
+        self._refresh_lock = asyncio.Lock()
+        self._notice_listeners: list[NoticeListener] = []
         self._auth_subscription = client.auth.on_auth_state_change(self._on_auth_event)
         self._closed = False
+        self.refreshes = 0  # successful token refreshes, for tests and diagnostics
 
     @classmethod
     async def open(
@@ -55,9 +67,13 @@ class SupabaseSession:
         public_key: str,
         stored: dict[str, Any] | None = None,
         on_identity: IdentityListener | None = None,
+        realtime: dict[str, Any] | None = None,
     ) -> SupabaseSession:
-        """Create the client and sign in: restore `stored` when possible, else a new user."""
-        options = AsyncClientOptions(auto_refresh_token=False)
+        """Create the client and sign in: restore `stored` when possible, else a new user.
+
+        `realtime` goes to the realtime client (e.g. `initial_backoff`, `max_retries`).
+        """
+        options = AsyncClientOptions(auto_refresh_token=False, realtime=realtime)  # type: ignore[arg-type]
         client = await acreate_client(url, public_key, options=options)
         session = cls(client, on_identity)
         try:
@@ -70,6 +86,17 @@ class SupabaseSession:
     @property
     def user_id(self) -> str | None:
         return self._session.user.id if self._session else None
+
+    @property
+    def access_token(self) -> str | None:
+        return self._session.access_token if self._session else None
+
+    def add_notice_listener(self, listener: NoticeListener) -> Callable[[], None]:
+        """Call `listener(notice)` on sign-in problems; returns a function that removes it."""
+        self._notice_listeners.append(listener)
+        return lambda: (
+            self._notice_listeners.remove(listener) if listener in self._notice_listeners else None
+        )
 
     @property
     def identity(self) -> dict[str, str] | None:
@@ -141,25 +168,66 @@ class SupabaseSession:
             self._refresh_task = asyncio.create_task(self._refresh_loop(), name="token-refresh")
 
     async def _refresh_loop(self) -> None:
+        """Refresh before expiry, forever; failures are retried with backoff and reported."""
         failures = 0
         while not self._closed and self._session is not None:
             if failures:
-                delay = min(MAX_RETRY_DELAY, 2 ** (failures - 1)) * random.uniform(0.5, 1.0)
+                await asyncio.sleep(_retry_delay(failures))
             else:
-                delay = _refresh_delay(self._session)
-            await asyncio.sleep(delay)
+                await _sleep_until(_refresh_at(self._session))
+            if self._closed or self._session is None:
+                return
+            problem = await self._refresh_now()
+            if problem is None:
+                if failures:
+                    self._notify("positive", "sign-in renewed")
+                failures = 0
+                continue
+            failures += 1
+            level = "negative" if problem.startswith("refused") else "warning"
+            log.warning("token refresh %s; retry %d", problem, failures)
+            if failures in (1, 5) or failures % 20 == 0:
+                self._notify(level, f"could not renew the sign-in ({problem}); retrying")
+
+    async def _refresh_now(self, *, unless_fresh: bool = False) -> str | None:
+        """Refresh the token and hand it to Realtime; None on success, else the problem."""
+        async with self._refresh_lock:
             session = self._session
             if self._closed or session is None:
-                return
+                return "the session is closed"
+            if unless_fresh and _seconds_left(session) > EXPIRY_MARGIN_SECONDS:
+                return None  # another caller refreshed while this one waited
             try:
-                await self.client.auth.refresh_session(session.refresh_token)
-                failures = 0
+                response = await self.client.auth.refresh_session(session.refresh_token)
             except (AuthRetryableError, httpx.HTTPError) as exc:
-                failures += 1
-                log.warning("token refresh failed (%s); retrying", _reason(exc))
+                return f"failed: {_reason(exc)}"
             except AuthError as exc:
-                log.warning("token refresh refused (%s); the session has ended", _reason(exc))
-                return
+                return f"refused: {_reason(exc)}"
+            if response.session is None:
+                return "refused: no session returned"
+            self._session = response.session
+            # The client schedules set_auth by itself; awaiting it here means no channel
+            # joins or rejoins with the old token once this returns.
+            await self.client.realtime.set_auth(response.session.access_token)
+            self.refreshes += 1
+            log.debug("token refreshed, valid %.0f s", _seconds_left(response.session))
+            return None
+
+    async def _fresh_token(self) -> None:
+        """Before a REST call: refresh first when the token is (about to be) expired."""
+        session = self._session
+        if session is not None and _seconds_left(session) <= EXPIRY_MARGIN_SECONDS:
+            problem = await self._refresh_now(unless_fresh=True)
+            if problem is not None:
+                log.warning("token refresh before a request %s", problem)
+
+    def _notify(self, level: Any, text: str) -> None:
+        notice = Notice(level, text)
+        for listener in list(self._notice_listeners):
+            try:
+                listener(notice)
+            except Exception:
+                log.exception("notice listener failed")
 
     # Tasks, as this user (RLS decides what is visible).
 
@@ -187,6 +255,7 @@ class SupabaseSession:
         return rows[0].get("payload") if rows else None
 
     async def _execute(self, query: Any, what: str) -> list[dict[str, Any]]:
+        await self._fresh_token()
         try:
             response = await query.execute()
         except APIError as exc:
@@ -214,11 +283,28 @@ class SupabaseSession:
         await self.client.auth.close()
 
 
-def _refresh_delay(session: Session) -> float:
-    """Seconds until the token should be refreshed: at about 80 % of its remaining life."""
+def _seconds_left(session: Session) -> float:
+    """Seconds the access token is still valid, by the wall clock."""
     expires_at = session.expires_at or (time.time() + session.expires_in)
-    remaining = expires_at - time.time()
-    return max(MIN_REFRESH_DELAY, remaining * 0.8)
+    return expires_at - time.time()
+
+
+def _refresh_at(session: Session) -> float:
+    """Wall-clock time to refresh: at about 80 % of the token's remaining life."""
+    return time.time() + max(MIN_REFRESH_DELAY, _seconds_left(session) * 0.8)
+
+
+async def _sleep_until(wall_time: float) -> None:
+    """Sleep until a wall-clock time, re-reading the clock (the loop's clock stops in
+    suspend, the wall clock does not)."""
+    left = wall_time - time.time()
+    while left > 0:
+        await asyncio.sleep(min(left, CLOCK_CHECK_SECONDS))
+        left = wall_time - time.time()
+
+
+def _retry_delay(failures: int) -> float:
+    return min(MAX_RETRY_DELAY, 2 ** (failures - 1)) * random.uniform(0.5, 1.0)
 
 
 def _reason(exc: BaseException) -> str:
