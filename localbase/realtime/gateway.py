@@ -3,7 +3,10 @@
 Per socket: check the ``apikey`` (refusing the upgrade like the real service), then read
 frames, hand them to the protocol and carry out its effects. Everything the socket sends goes
 through one queue drained by one task, so replies, ``system`` messages and changes leave in
-the order they were produced. Malformed frames are logged and dropped, never fatal.
+the order they were produced. Malformed frames are logged and dropped, never fatal; a frame
+over the real service's 5 MB limit closes that socket alone with 1009 (message too big).
+Channel tokens are re-checked when the earliest one expires, not on a polling timer, so an
+idle socket costs nothing.
 
 Log levels: INFO socket open/close; DEBUG every frame (``<`` in, ``>`` out); WARNING refused
 connections; ERROR our own bugs.
@@ -23,13 +26,16 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from localbase.realtime.protocol import (
     Broadcast,
     ChannelProtocol,
+    Disconnect,
     Effect,
     Frame,
     Joined,
     Left,
+    PresenceState,
     ProtocolError,
     Send,
     Subscribe,
+    Track,
 )
 from localbase.realtime.tokens import TokenError, verify_api_key, verify_token
 
@@ -38,7 +44,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EXPIRY_CHECK_SECONDS = 1.0
+MAX_FRAME_BYTES = 5_000_000  # Phoenix's max_frame_size in the real service
+MAX_EXPIRY_WAIT_SECONDS = 300.0  # upstream re-checks tokens at least every 5 minutes
 
 
 class Outbox:
@@ -48,6 +55,8 @@ class Outbox:
         self.websocket = websocket
         self.queue: asyncio.Queue[str] = asyncio.Queue()
         self.closed = False
+        self.close_code: int | None = None  # set to close the socket once the queue is sent
+        self.changed = asyncio.Event()  # channels or tokens changed: re-plan the expiry check
 
     def push(self, text: str) -> None:
         if not self.closed:
@@ -56,12 +65,22 @@ class Outbox:
     def push_later(self, text: str, delay: float) -> None:
         asyncio.get_running_loop().call_later(delay, self.push, text)
 
+    def close(self, code: int) -> None:
+        """Close the socket after the frames already queued (a sentinel ends the drain)."""
+        if not self.closed:
+            self.close_code = code
+            self.queue.put_nowait("")
+            self.closed = True
+
     async def drain(self) -> None:
         """Send queued frames until the socket fails or the task is cancelled."""
         while True:
             text = await self.queue.get()
-            log.debug("> %s", text[:200])
             try:
+                if not text:
+                    await self.websocket.close(self.close_code or 1000)
+                    return
+                log.debug("> %s", text[:200])
                 await self.websocket.send_text(text)
             except (WebSocketDisconnect, RuntimeError, OSError):
                 self.closed = True
@@ -88,9 +107,15 @@ async def serve_socket(service: RealtimeService, websocket: WebSocket) -> None:
     sender = asyncio.create_task(outbox.drain(), name="realtime-send")
     expiry = asyncio.create_task(_expire_tokens(service, protocol, outbox), name="realtime-exp")
     tasks: set[asyncio.Task[None]] = set()
+    service.sockets.add(outbox)
     try:
         await _receive_loop(service, websocket, protocol, outbox, tasks)
+        if outbox.close_code is not None:
+            await asyncio.wait_for(asyncio.shield(sender), 5)  # flush, then the close frame
+    except TimeoutError:
+        log.warning("realtime socket from %s did not drain within 5 s", websocket.client)
     finally:
+        service.sockets.discard(outbox)
         outbox.closed = True
         _apply(service, protocol.close(), outbox, tasks)
         for task in (sender, expiry, *tasks):
@@ -117,11 +142,20 @@ async def _receive_loop(
         if message["type"] == "websocket.disconnect":
             return
         text = message.get("text") or message.get("bytes") or ""
+        if len(text) > MAX_FRAME_BYTES:
+            log.warning(
+                "closing realtime socket from %s: frame of %d bytes is over the %d limit",
+                websocket.client,
+                len(text),
+                MAX_FRAME_BYTES,
+            )
+            outbox.close(1009)
+            return
         log.debug("< %s", text[:200])
         try:
             frame = Frame.decode(text)
         except ProtocolError as exc:
-            log.debug("dropping malformed frame: %s", exc)
+            log.info("dropping malformed frame from %s: %s", websocket.client, exc)
             continue
         try:
             effects = protocol.receive(frame)
@@ -129,6 +163,8 @@ async def _receive_loop(
             log.exception("realtime protocol failed on %s %s", frame.topic, frame.event)
             continue
         _apply(service, effects, outbox, tasks)
+        if frame.event in ("phx_join", "access_token", "phx_leave"):
+            outbox.changed.set()
 
 
 def _apply(
@@ -153,6 +189,13 @@ def _apply(
             task.add_done_callback(tasks.discard)
         elif isinstance(effect, Broadcast):
             service.broadcast(effect.channel, effect.payload)
+        elif isinstance(effect, Track):
+            service.track(effect.channel, effect.state)
+        elif isinstance(effect, PresenceState):
+            service.push_presence_state(effect.channel, outbox)
+        elif isinstance(effect, Disconnect):
+            log.warning("disconnecting realtime socket: %s", effect.reason)
+            outbox.close(1001)
 
 
 async def _subscribe(service: RealtimeService, effect: Subscribe, outbox: Outbox) -> None:
@@ -165,8 +208,15 @@ async def _subscribe(service: RealtimeService, effect: Subscribe, outbox: Outbox
 async def _expire_tokens(
     service: RealtimeService, protocol: ChannelProtocol, outbox: Outbox
 ) -> None:
+    """Shut channels down when their token expires; sleeps until the earliest ``exp``."""
     while True:
-        await asyncio.sleep(EXPIRY_CHECK_SECONDS)
+        deadline = protocol.next_expiry()
+        wait = MAX_EXPIRY_WAIT_SECONDS
+        if deadline is not None:
+            wait = min(max(deadline - time.time(), 0.0) + 0.01, wait)
+        outbox.changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(outbox.changed.wait(), wait)
         _apply(service, protocol.expire(time.time()), outbox, set())
 
 

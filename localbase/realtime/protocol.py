@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 import zlib
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -24,9 +26,33 @@ log = logging.getLogger(__name__)
 TOPIC_PREFIX: Final = "realtime:"
 EVENTS: Final = frozenset({"INSERT", "UPDATE", "DELETE", "*"})
 MAX_CHANNELS_PER_SOCKET: Final = 100
+# The real service's defaults (protocol doc §4.15), applied per socket here.
+MAX_EVENTS_PER_SECOND: Final = 100
+MAX_JOINS_PER_SECOND: Final = 100
+PRESENCE_CALLS: Final = 5
+PRESENCE_WINDOW_SECONDS: Final = 30.0
 
 Claims = dict[str, Any]
 Verify = Callable[[str], Claims]
+Clock = Callable[[], float]
+
+
+class RateWindow:
+    """At most ``limit`` events in any ``seconds``-long window (sliding log)."""
+
+    def __init__(self, limit: int, seconds: float) -> None:
+        self.limit = limit
+        self.seconds = seconds
+        self._times: deque[float] = deque()
+
+    def allow(self, now: float) -> bool:
+        """Record one event at ``now``; False when it exceeds the limit."""
+        while self._times and now - self._times[0] >= self.seconds:
+            self._times.popleft()
+        if len(self._times) >= self.limit:
+            return False
+        self._times.append(now)
+        return True
 
 
 class ProtocolError(Exception):
@@ -171,6 +197,9 @@ class Channel:
     presence_key: str = ""
     presence_enabled: bool = False
     closed: bool = False
+    presence_calls: RateWindow = field(
+        default_factory=lambda: RateWindow(PRESENCE_CALLS, PRESENCE_WINDOW_SECONDS)
+    )
 
     @property
     def name(self) -> str:
@@ -216,7 +245,29 @@ class Broadcast:
     payload: dict[str, Any]
 
 
-Effect = Send | Joined | Left | Subscribe | Broadcast
+@dataclass(frozen=True, slots=True)
+class Track:
+    """Track the channel's presence ``state``, or untrack it when ``state`` is None."""
+
+    channel: Channel
+    state: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceState:
+    """Push the topic's ``presence_state`` to this channel (after its join reply)."""
+
+    channel: Channel
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    """Close the socket (the real service closes with 1001 after a join flood)."""
+
+    reason: str
+
+
+Effect = Send | Joined | Left | Subscribe | Broadcast | Track | PresenceState | Disconnect
 
 
 class ChannelProtocol:
@@ -228,11 +279,20 @@ class ChannelProtocol:
         error_delay: seconds the real service waits before a join error reply (5 s).
     """
 
-    def __init__(self, socket_claims: Claims, verify: Verify, error_delay: float = 5.0) -> None:
+    def __init__(
+        self,
+        socket_claims: Claims,
+        verify: Verify,
+        error_delay: float = 5.0,
+        clock: Clock = time.monotonic,
+    ) -> None:
         self.socket_claims = socket_claims
         self.verify = verify
         self.error_delay = error_delay
+        self.clock = clock
         self.channels: dict[str, Channel] = {}
+        self._events = RateWindow(MAX_EVENTS_PER_SECOND, 1.0)
+        self._joins = RateWindow(MAX_JOINS_PER_SECOND, 1.0)
 
     def receive(self, frame: Frame) -> list[Effect]:
         """Apply one client frame and return what to do about it."""
@@ -248,15 +308,15 @@ class ChannelProtocol:
             return [Send(frame.reply("error", {"reason": "unmatched topic"}))]
         if frame.event == "access_token":
             return self._access_token(channel, frame)
+        if frame.event in ("broadcast", "presence") and not self._events.allow(self.clock()):
+            return self._shutdown(channel, "Too many messages per second")
         if frame.event == "broadcast":
             effects: list[Effect] = [Broadcast(channel, frame.payload)]
             if channel.broadcast_ack:
                 effects.append(Send(frame.reply("ok")))
             return effects
         if frame.event == "presence":
-            # Presence tracking is not implemented yet; say so instead of acting as if.
-            reason = "Presence is not supported by this local Realtime"
-            return [Send(frame.reply("error", {"reason": reason}))]
+            return self._presence(channel, frame)
         log.debug("ignoring event %r on %s", frame.event, frame.topic)
         return []
 
@@ -267,6 +327,11 @@ class ChannelProtocol:
             channel.closed = True
         self.channels.clear()
         return effects
+
+    def next_expiry(self) -> float | None:
+        """The earliest ``exp`` (epoch seconds) of the joined channels' tokens."""
+        times = [c.expires_at for c in self.channels.values() if c.expires_at is not None]
+        return min(times, default=None)
 
     def expire(self, now: float | None = None) -> list[Effect]:
         """Shut down channels whose token has expired (upstream re-checks at ``exp``)."""
@@ -284,6 +349,9 @@ class ChannelProtocol:
             return [Send(frame.reply("error", {"reason": "unmatched topic"}))]
         if frame.topic == TOPIC_PREFIX:
             return self._join_error(frame, "TopicNameRequired: You must provide a topic name")
+        if not self._joins.allow(self.clock()):
+            reason = "ClientJoinRateLimitReached: Too many joins per second"
+            return [Send(frame.reply("error", {"reason": reason})), Disconnect(reason)]
         previous = self.channels.get(frame.topic)
         if previous is None and len(self.channels) >= MAX_CHANNELS_PER_SOCKET:
             return self._join_error(frame, "ChannelRateLimitReached: Too many channels")
@@ -315,7 +383,7 @@ class ChannelProtocol:
         if previous is not None:
             effects.append(Send(Frame(frame.topic, "phx_close", {}, previous.join_ref)))
         if channel.presence_enabled:
-            effects.append(Send(Frame(frame.topic, "presence_state", {}, None)))
+            effects.append(PresenceState(channel))
         if channel.bindings:
             effects.append(Subscribe(channel))
         return effects
@@ -337,7 +405,7 @@ class ChannelProtocol:
             token=token,
             broadcast_self=broadcast.get("self") is True,
             broadcast_ack=broadcast.get("ack") is True,
-            presence_key=str(presence.get("key") or ""),
+            presence_key=str(presence.get("key") or uuid.uuid4()),
             presence_enabled=presence.get("enabled") is True,
         )
 
@@ -372,6 +440,22 @@ class ChannelProtocol:
             return self._shutdown(channel, exc.message)
         channel.claims, channel.token = claims, token
         return [Subscribe(channel)] if channel.bindings else []
+
+    def _presence(self, channel: Channel, frame: Frame) -> list[Effect]:
+        """``track`` / ``untrack`` (protocol doc §4.13); 5 calls per 30 s, then shutdown."""
+        if not channel.presence_calls.allow(self.clock()):
+            return self._shutdown(channel, "Client presence rate limit exceeded")
+        event = frame.payload.get("event")
+        if event == "track":
+            state = frame.payload.get("payload")
+            if not isinstance(state, dict):
+                reason = "Presence track payload must be a map"
+                return [Send(frame.reply("error", {"reason": reason}))]
+            channel.presence_enabled = True
+            return [Send(frame.reply("ok")), Track(channel, state)]
+        if event == "untrack":
+            return [Send(frame.reply("ok")), Track(channel, None)]
+        return [Send(frame.reply("error", {"reason": f"unknown presence event {event!r}"}))]
 
     def _shutdown(self, channel: Channel, message: str) -> list[Effect]:
         self.channels.pop(channel.topic, None)

@@ -24,6 +24,7 @@ from localbase.realtime.filters import compile_posix
 from localbase.realtime.hub import Hub, Sink, TableInfo
 from localbase.realtime.pgoutput import Relation, Transaction
 from localbase.realtime.pgtypes import CATALOG_QUERY, TypeRegistry
+from localbase.realtime.presence import PresenceRegistry
 from localbase.realtime.protocol import Binding, Channel, Frame, system_frame
 from localbase.realtime.replication import ReplicationStream
 
@@ -95,6 +96,8 @@ class RealtimeService:
         self._dispatcher: asyncio.Task[None] | None = None
         self._topics: dict[str, dict[Channel, Sink]] = {}
         self._generation: dict[Channel, int] = {}
+        self.presence = PresenceRegistry()
+        self.sockets: set[Any] = set()  # the gateway's open Outboxes
 
     async def start(self) -> None:
         """Load the type catalogue and start streaming; returns once capture is on."""
@@ -156,6 +159,9 @@ class RealtimeService:
             members.pop(channel, None)
             if not members:
                 del self._topics[channel.topic]
+        diff = self.presence.untrack(channel)
+        if diff is not None:
+            self._push_presence_diff(channel.topic, diff)
 
     async def subscribe(self, channel: Channel, sink: Sink) -> None:
         """Check the channel's bindings, make them live, then push the ``system`` message.
@@ -185,6 +191,29 @@ class RealtimeService:
         text = Frame(channel.topic, "broadcast", payload, None).encode()
         for member, sink in list(self._topics.get(channel.topic, {}).items()):
             if member is not channel or channel.broadcast_self:
+                sink.push(text)
+
+    # Presence (protocol doc §4.13).
+
+    def track(self, channel: Channel, state: dict[str, Any] | None) -> None:
+        """Track or untrack a channel's presence and tell every presence member of the topic."""
+        if channel.closed:
+            return
+        diff = (
+            self.presence.untrack(channel) if state is None else self.presence.track(channel, state)
+        )
+        if diff is not None:
+            self._push_presence_diff(channel.topic, diff)
+
+    def push_presence_state(self, channel: Channel, sink: Sink) -> None:
+        """The ``presence_state`` a channel joined with presence gets after its join reply."""
+        state = self.presence.state(channel.topic)
+        sink.push(Frame(channel.topic, "presence_state", state, None).encode())
+
+    def _push_presence_diff(self, topic: str, diff: dict[str, Any]) -> None:
+        text = Frame(topic, "presence_diff", diff, None).encode()
+        for member, sink in list(self._topics.get(topic, {}).items()):
+            if member.presence_enabled and not member.closed:
                 sink.push(text)
 
     # Subscription checks (protocol doc §4.6, §4.8).

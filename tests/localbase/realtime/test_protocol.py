@@ -5,17 +5,21 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from localbase.realtime.protocol import (
     Binding,
     Broadcast,
     ChannelProtocol,
+    Disconnect,
     Frame,
     Joined,
     Left,
     ProtocolError,
     Send,
     Subscribe,
+    Track,
     system_frame,
 )
 from localbase.realtime.tokens import TokenError
@@ -277,3 +281,135 @@ def test_socket_close_leaves_every_channel(protocol) -> None:
     effects = protocol.close()
 
     assert {e.channel.topic for e in effects if isinstance(e, Left)} == {"realtime:a", "realtime:b"}
+
+
+def presence_frame(event: str, state=None, ref: str = "3") -> Frame:
+    return Frame("realtime:room", "presence", {"event": event, "payload": state or {}}, ref, "1")
+
+
+def test_track_replies_ok_and_enables_presence(protocol) -> None:
+    protocol.receive(join())
+
+    effects = protocol.receive(presence_frame("track", {"user": "alice"}))
+
+    assert sent(effects)[0]["payload"] == {"status": "ok", "response": {}}
+    (track,) = [e for e in effects if isinstance(e, Track)]
+    assert track.state == {"user": "alice"} and track.channel.presence_enabled
+
+
+def test_track_of_a_non_object_is_refused_like_the_real_service(protocol) -> None:
+    protocol.receive(join())
+
+    effects = protocol.receive(
+        Frame("realtime:room", "presence", {"event": "track", "payload": [1]}, "3", "1")
+    )
+
+    assert sent(effects)[0]["payload"] == {
+        "status": "error",
+        "response": {"reason": "Presence track payload must be a map"},
+    }
+    assert not any(isinstance(e, Track) for e in effects)
+
+
+def test_join_with_presence_pushes_the_state_after_the_reply_and_gets_a_key(protocol) -> None:
+    frame = join()
+    frame.payload["config"]["presence"] = {"key": "", "enabled": True}
+
+    effects = protocol.receive(frame)
+
+    kinds = [type(e).__name__ for e in effects]
+    assert kinds.index("Send") < kinds.index("PresenceState")
+    assert len(protocol.channels["realtime:room"].presence_key) == 36  # a generated uuid
+
+
+def test_sixth_presence_call_in_thirty_seconds_shuts_the_channel_down() -> None:
+    now = [1000.0]
+    protocol = ChannelProtocol(ANON, verify, clock=lambda: now[0])
+    protocol.receive(join())
+    for _ in range(5):
+        assert not any(isinstance(e, Left) for e in protocol.receive(presence_frame("track")))
+
+    system, close = sent(protocol.receive(presence_frame("untrack")))
+
+    assert system["payload"]["message"] == "Client presence rate limit exceeded"
+    assert close["event"] == "phx_close" and protocol.channels == {}
+
+
+def test_event_flood_shuts_the_channel_down_and_the_window_slides() -> None:
+    now = [1000.0]
+    protocol = ChannelProtocol(ANON, verify, clock=lambda: now[0])
+    protocol.receive(join())
+    payload = {"type": "broadcast", "event": "e", "payload": {}}
+    for _ in range(100):
+        protocol.receive(Frame("realtime:room", "broadcast", payload, None, "1"))
+
+    flooded = sent(protocol.receive(Frame("realtime:room", "broadcast", payload, None, "1")))
+
+    assert flooded[0]["payload"]["message"] == "Too many messages per second"
+    protocol.receive(join())
+    now[0] += 1.0
+    assert isinstance(
+        protocol.receive(Frame("realtime:room", "broadcast", payload, None, "1"))[0], Broadcast
+    )
+
+
+def test_join_flood_is_refused_and_disconnects() -> None:
+    protocol = ChannelProtocol(ANON, verify, clock=lambda: 5.0)
+    for index in range(100):
+        protocol.receive(join(topic=f"realtime:t{index % 50}", ref=str(index)))
+
+    effects = protocol.receive(join(topic="realtime:last", ref="x"))
+
+    assert sent(effects)[0]["payload"]["response"] == {
+        "reason": "ClientJoinRateLimitReached: Too many joins per second"
+    }
+    assert any(isinstance(e, Disconnect) for e in effects)
+
+
+def test_next_expiry_is_the_earliest_channel_token(protocol) -> None:
+    assert protocol.next_expiry() is None
+    protocol.receive(join(topic="realtime:a"))
+
+    assert protocol.next_expiry() == USER["exp"]
+
+
+def test_random_frames_never_raise_out_of_the_protocol() -> None:
+    protocol = ChannelProtocol(ANON, verify, error_delay=0)
+    frames = st.fixed_dictionaries(
+        {
+            "topic": st.sampled_from(["realtime:a", "realtime:", "phoenix", "x", ""]),
+            "event": st.sampled_from(
+                ["phx_join", "phx_leave", "heartbeat", "access_token", "broadcast", "presence", "?"]
+            ),
+            "payload": st.recursive(
+                st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                lambda inner: st.lists(inner, max_size=3)
+                | st.dictionaries(
+                    st.sampled_from(
+                        ["config", "postgres_changes", "access_token", "event", "payload",
+                         "presence", "broadcast", "filter", "table", "schema", "select", "key"]
+                    ),
+                    inner,
+                    max_size=4,
+                ),
+                max_leaves=12,
+            ),
+            "ref": st.none() | st.integers() | st.text(max_size=3),
+        }
+    )  # fmt: skip
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.lists(frames, max_size=6))
+    def feed(batch: list[dict]) -> None:
+        for data in batch:
+            try:
+                frame = Frame.decode(json.dumps(data))
+            except ProtocolError:
+                continue
+            for effect in protocol.receive(frame):
+                if isinstance(effect, Send):
+                    assert set(json.loads(effect.frame.encode())) == {
+                        "topic", "event", "payload", "ref"
+                    }  # fmt: skip
+
+    feed()

@@ -12,16 +12,15 @@ import asyncio
 import contextlib
 import json
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 import websockets
-from supabase import AsyncClient, acreate_client
+from supabase import AsyncClient
 
 from localbase.server import LocalbaseThread
-from tests.conftest import _close
 
 pytestmark = pytest.mark.integration
 
@@ -57,25 +56,6 @@ class Watch:
 
     def progress(self) -> list[int]:
         return [e["data"]["record"]["progress"] for e in self.events]
-
-
-@pytest.fixture
-async def clients(localbase: LocalbaseThread) -> AsyncIterator[Callable[..., Any]]:
-    """Factory of official clients: ``await make()`` signs in a new anonymous user."""
-    made: list[AsyncClient] = []
-
-    async def make(*, service: bool = False) -> AsyncClient:
-        key = localbase.keys.service_role_key if service else localbase.keys.anon_key
-        client = await acreate_client(localbase.url, key)
-        made.append(client)
-        if not service:
-            session = (await client.auth.sign_in_anonymously()).session
-            await client.realtime.set_auth(session.access_token)
-        return client
-
-    yield make
-    for client in made:
-        await _close(client)
 
 
 async def new_task(client: AsyncClient) -> dict[str, Any]:
