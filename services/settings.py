@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_LOCALBASE_PORT = 54321
 DEFAULT_UI_PORT = 8080
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_LEASE_SECONDS = 30
+DEFAULT_POLL_SECONDS = 5.0
 
 
 class Settings(BaseSettings):
@@ -25,6 +26,9 @@ class Settings(BaseSettings):
     supabase_anon_key: SecretStr | None = None
     supabase_secret_key: SecretStr | None = None
     supabase_service_role_key: SecretStr | None = None
+    # Worker: a task whose worker stops renewing is reclaimed this long after the last renewal.
+    worker_lease_seconds: int = Field(DEFAULT_LEASE_SECONDS, ge=2, le=3600)
+    worker_poll_seconds: float = Field(DEFAULT_POLL_SECONDS, gt=0, le=300)
 
     @property
     def public_key(self) -> str | None:

@@ -27,6 +27,7 @@ from supabase import AsyncClient, acreate_client
 
 from services.jobs import JobError, JobRegistry, UnknownJobKind, describe_invalid_params
 from services.models import Task
+from services.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +80,9 @@ class Worker:
         secret_key: str,
         registry: JobRegistry,
         worker_id: str | None = None,
-        lease_seconds: int = 30,
+        lease_seconds: int | None = None,
         *,
-        poll_seconds: float = 5.0,
+        poll_seconds: float | None = None,
         progress_interval: float = 0.1,
         stop_grace_seconds: float = 10.0,
     ) -> None:
@@ -89,6 +90,11 @@ class Worker:
         self._secret_key = secret_key
         self.registry = registry
         self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        if lease_seconds is None or poll_seconds is None:
+            # Unset: WORKER_LEASE_SECONDS / WORKER_POLL_SECONDS from the environment or .env.
+            settings = Settings()
+            lease_seconds = lease_seconds or settings.worker_lease_seconds
+            poll_seconds = poll_seconds or settings.worker_poll_seconds
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
         self.progress_interval = progress_interval
