@@ -186,7 +186,10 @@ class Localbase:
             self.database = None
 
         try:
-            await run_blocking(self.postgres.stop)
+            # Only the holder of the data dir lock may stop its postgres: a second start on
+            # the same data dir fails at the lock and must leave the first one's server alone.
+            if self._lock_fd is not None:
+                await run_blocking(self.postgres.stop)
         finally:
             self._bound_port = None
             self._unlock_data_dir()

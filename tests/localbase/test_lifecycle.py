@@ -112,3 +112,25 @@ def test_postgres_stops_when_a_process_exits_without_calling_stop(tmp_path: Path
     assert finished.returncode == 3, finished.stderr
     assert "cannot schedule new futures" not in finished.stderr
     assert not (tmp_path / "pgdata" / "postmaster.pid").exists()
+
+
+def test_a_second_start_on_the_same_data_dir_leaves_the_first_running(tmp_path: Path) -> None:
+    first = LocalbaseThread(tmp_path, port=0)
+    first.start()
+    try:
+        second = LocalbaseThread(tmp_path, port=0)
+        with pytest.raises(LocalbaseError, match="in use"):
+            second.start()
+
+        async def count_tasks() -> int:
+            from localbase.database import parse_dsn
+
+            conn = await asyncpg.connect(**parse_dsn(first.postgres.dsn))
+            try:
+                return await conn.fetchval("select count(*) from public.tasks")
+            finally:
+                await conn.close()
+
+        assert asyncio.run(count_tasks()) == 0
+    finally:
+        first.stop()
