@@ -1,11 +1,14 @@
 """Fan-out of decoded transactions to the channels whose bindings match.
 
-The hub holds the live subscriptions. For each committed transaction, in commit order, it finds
-the matching bindings of every channel (table, event, filters), asks the visibility checker
-which of those channels may see the row (RLS, one query per distinct claims), and pushes one
-``postgres_changes`` frame per change per channel, listing all matching binding ids
-(protocol doc §4.7-4.9). Frames go to each socket's send queue, so a socket receives changes
-in commit order.
+The hub holds the live subscriptions. For a batch of committed transactions (one, or the
+backlog when changes arrive faster than they are sent), it finds the matching bindings of every
+channel (table, event, filters), asks the visibility checker which channels may see each row
+(RLS: one statement per table per batch covers every key and every distinct claims set), and
+pushes one ``postgres_changes`` frame per change per channel, listing all matching binding ids
+(protocol doc §4.7-4.9). Frames go to each socket's send queue in commit order.
+
+Rows whose WAL text is over :data:`MAX_RECORD_BYTES` are sent as upstream does: values of at
+most 64 bytes only, and ``errors: ["Error 413: Payload Too Large"]``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,10 @@ from localbase.realtime.pgtypes import TypeRegistry
 from localbase.realtime.protocol import Binding, Channel
 
 log = logging.getLogger(__name__)
+
+MAX_RECORD_BYTES = 1_048_576  # upstream poll_max_record_bytes
+MAX_OVERSIZED_VALUE_BYTES = 64
+PAYLOAD_TOO_LARGE = "Error 413: Payload Too Large"
 
 
 class Sink(Protocol):
@@ -48,14 +55,29 @@ class Visibility(Protocol):
     async def selectable_columns(self, role: str, relation: Relation) -> frozenset[str]: ...
 
     async def visible(
-        self, relation: Relation, key: dict[str, str], claims: list[dict[str, Any]]
-    ) -> list[bool]: ...
+        self,
+        relation: Relation,
+        info: TableInfo,
+        keys: list[dict[str, str]],
+        claims: list[dict[str, Any]],
+    ) -> list[set[int]]: ...
 
 
 @dataclass(eq=False, slots=True)
 class _Live:
     channel: Channel
     sink: Sink
+
+
+@dataclass(eq=False, slots=True)
+class _Work:
+    """One change of a batch, the channels it matched and, once checked, who may see it."""
+
+    change: RowChange
+    matched: list[tuple[_Live, list[int]]]
+    stamp: str
+    info: TableInfo | None = None
+    allowed: list[bool] | None = None
 
 
 def commit_timestamp(moment: datetime) -> str:
@@ -103,29 +125,84 @@ class Hub:
             keys.add((binding.schema or "public", table))
         return keys
 
-    async def dispatch(self, transaction: Transaction) -> None:
-        """Deliver one committed transaction; returns once every frame is queued.
+    async def dispatch(self, transactions: list[Transaction]) -> None:
+        """Deliver committed transactions; returns once every frame is queued.
 
-        The visibility checks of all its changes run concurrently (bounded by the pool), but
-        frames are pushed afterwards in WAL order, so each socket still sees commit order.
+        Visibility is checked for the whole batch first (concurrently per table), then
+        frames are pushed in WAL order, so each socket still sees commit order.
         """
-        stamp = commit_timestamp(transaction.commit_time)
-        work = [(c, m) for c in transaction.changes if (m := self._matching(c))]
-        checked = await asyncio.gather(
-            *(self._check(change, matched) for change, matched in work), return_exceptions=True
+        work: list[_Work] = []
+        for transaction in transactions:
+            stamp = commit_timestamp(transaction.commit_time)
+            for change in transaction.changes:
+                if matched := self._matching(change):
+                    work.append(_Work(change, matched, stamp))
+        if not work:
+            return
+        by_table: dict[int, list[_Work]] = {}
+        for item in work:
+            by_table.setdefault(item.change.relation.id, []).append(item)
+        results = await asyncio.gather(
+            *(self._check_table(items) for items in by_table.values()), return_exceptions=True
         )
-        for (change, matched), result in zip(work, checked, strict=True):
+        for items, result in zip(by_table.values(), results, strict=True):
+            if isinstance(result, BaseException):
+                relation = items[0].change.relation
+                log.error(
+                    "dropping %d changes on %s.%s: visibility check failed: %s",
+                    len(items),
+                    relation.schema,
+                    relation.name,
+                    result,
+                )
+                for item in items:
+                    item.allowed = [False] * len(item.matched)
+        for item in work:
+            if item.info is None or item.allowed is None:
+                continue
             try:
-                if isinstance(result, BaseException):
-                    raise result
-                await self._push(change, matched, *result, stamp)
+                await self._push(item.change, item.matched, item.info, item.allowed, item.stamp)
             except Exception:
                 log.exception(
                     "dropping %s on %s.%s after an error",
-                    change.kind.lower(),
-                    change.relation.schema,
-                    change.relation.name,
+                    item.change.kind.lower(),
+                    item.change.relation.schema,
+                    item.change.relation.name,
                 )
+
+    async def _check_table(self, items: list[_Work]) -> None:
+        """RLS for every change of one table in the batch: one query for all keys and claims."""
+        info = await self.visibility.table_info(items[0].change.relation)
+        keys: list[dict[str, str]] = []
+        claims: dict[str, dict[str, Any]] = {}
+        probes: list[tuple[_Work, int | None]] = []
+        for item in items:
+            item.info = item.info or info
+            if item.change.kind == "DELETE" or not info.rls_enabled:
+                item.allowed = [True] * len(item.matched)
+                continue
+            key = _key_values(item.change, info)
+            if key is None:  # no primary key: the real service sends an error variant
+                item.allowed = [False] * len(item.matched)
+                continue
+            probes.append((item, len(keys)))
+            keys.append(key)
+            for live, _ in item.matched:
+                if live.channel.claims.get("role") != "service_role":
+                    claims.setdefault(_claims_key(live.channel.claims), live.channel.claims)
+        if not probes:
+            return
+        names = list(claims)
+        seen = await self.visibility.visible(
+            items[0].change.relation, info, keys, list(claims.values())
+        )
+        verdict = dict(zip(names, seen, strict=True))
+        for item, position in probes:
+            item.allowed = [
+                live.channel.claims.get("role") == "service_role"
+                or position in verdict[_claims_key(live.channel.claims)]
+                for live, _ in item.matched
+            ]
 
     def _matching(self, change: RowChange) -> list[tuple[_Live, list[int]]]:
         """Live channels with at least one binding this change matches, and those ids."""
@@ -143,12 +220,6 @@ class Hub:
             if ids:
                 matched.append((live, ids))
         return matched
-
-    async def _check(
-        self, change: RowChange, matched: list[tuple[_Live, list[int]]]
-    ) -> tuple[TableInfo, list[bool]]:
-        info = await self.visibility.table_info(change.relation)
-        return info, await self._visible(change, info, [live for live, _ in matched])
 
     async def _push(
         self,
@@ -191,26 +262,6 @@ class Hub:
             elif column.name in old:
                 values[column.name] = (old[column.name], column.type_oid)
         return values
-
-    async def _visible(self, change: RowChange, info: TableInfo, lives: list[_Live]) -> list[bool]:
-        """RLS per channel, one query per distinct claims (DELETE and non-RLS tables pass)."""
-        if change.kind == "DELETE" or not info.rls_enabled:
-            return [True] * len(lives)
-        key = _key_values(change, info)
-        if key is None:
-            return [False] * len(lives)  # no primary key: the real service sends an error
-        groups: dict[str, dict[str, Any]] = {}
-        for live in lives:
-            if live.channel.claims.get("role") != "service_role":
-                groups.setdefault(_claims_key(live.channel.claims), live.channel.claims)
-        names = list(groups)
-        results = await self.visibility.visible(change.relation, key, list(groups.values()))
-        verdict = dict(zip(names, results, strict=True))
-        return [
-            live.channel.claims.get("role") == "service_role"
-            or verdict[_claims_key(live.channel.claims)]
-            for live in lives
-        ]
 
     async def _data_json(
         self,
@@ -262,6 +313,11 @@ class Hub:
                 old = {k: v for k, v in old.items() if k in keys}
             data["old_record"] = self._json(relation, old, visible)
         data["errors"] = None
+        if _wal_size(change) > MAX_RECORD_BYTES:
+            for name in ("record", "old_record"):
+                if name in data:
+                    data[name] = {k: v for k, v in data[name].items() if _small(v)}
+            data["errors"] = [PAYLOAD_TOO_LARGE]
         return data
 
     def _json(self, relation: Relation, row: dict[str, str | None], visible: set[str]) -> dict:
@@ -270,6 +326,21 @@ class Hub:
             for c in relation.columns
             if c.name in row and c.name in visible
         }
+
+
+def _wal_size(change: RowChange) -> int:
+    """Bytes of column text in the change, the measure upstream compares to the limit."""
+    return sum(
+        len(value)
+        for values in (change.new, change.old)
+        if values is not None
+        for value in values
+        if isinstance(value, str)
+    )
+
+
+def _small(value: Any) -> bool:
+    return len(json.dumps(value, separators=(",", ":")).encode()) <= MAX_OVERSIZED_VALUE_BYTES
 
 
 def _row(relation: Relation, values: Tuple | None, *, key_only: bool) -> dict[str, str | None]:

@@ -9,10 +9,8 @@ here: joins and leaves, subscription checks, broadcast fan-out.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
-import time
 from typing import Any
 
 import asyncpg
@@ -21,17 +19,18 @@ from starlette.websockets import WebSocket
 from localbase.database import Database, InvalidRole
 from localbase.keys import ProjectKeys
 from localbase.realtime.filters import compile_posix
-from localbase.realtime.hub import Hub, Sink, TableInfo
-from localbase.realtime.pgoutput import Relation, Transaction
+from localbase.realtime.hub import Hub, Sink
+from localbase.realtime.pgoutput import Transaction
 from localbase.realtime.pgtypes import CATALOG_QUERY, TypeRegistry
 from localbase.realtime.presence import PresenceRegistry
 from localbase.realtime.protocol import Binding, Channel, Frame, system_frame
 from localbase.realtime.replication import ReplicationStream
+from localbase.realtime.visibility import Visibility
 
 log = logging.getLogger(__name__)
 
 SUBSCRIBED = "Subscribed to PostgreSQL"
-TABLE_INFO_SECONDS = 5.0  # how long RLS flags and column grants are cached per table
+MAX_BATCH = 100  # transactions dispatched together when a backlog has built up
 
 _PUBLISHED = """
 select 1 from pg_catalog.pg_publication_tables
@@ -43,20 +42,6 @@ select a.attname::text, format_type(a.atttypid, a.atttypmod),
 from pg_catalog.pg_attribute a
 where a.attrelid = format('%I.%I', $1::text, $2::text)::regclass and a.attnum > 0
   and not a.attisdropped
-"""
-_TABLE_INFO = """
-select c.relrowsecurity,
-       coalesce((select json_object_agg(a.attname, format_type(a.atttypid, a.atttypmod))
-                 from pg_catalog.pg_index i
-                 join pg_catalog.pg_attribute a on a.attrelid = i.indrelid
-                      and a.attnum = any(i.indkey)
-                 where i.indrelid = c.oid and i.indisprimary), '{}')::text
-from pg_catalog.pg_class c where c.oid = $1
-"""
-_SELECTABLE = """
-select a.attname::text from pg_catalog.pg_attribute a
-where a.attrelid = $1 and a.attnum > 0 and not a.attisdropped
-  and has_column_privilege($2, a.attrelid, a.attnum, 'SELECT')
 """
 
 
@@ -85,7 +70,8 @@ class RealtimeService:
         self.keys = keys
         self.publication = publication
         self.types = TypeRegistry()
-        self.hub = Hub(self.types, _Visibility(database))
+        self.visibility = Visibility(replication_dsn)
+        self.hub = Hub(self.types, self.visibility)
         self.stream = ReplicationStream(replication_dsn, publication, self._receive)
         # Real-service delays: join error replies (CHANNEL_ERROR_BACKOFF_MS) and refused
         # connections; the idle limit closes sockets that stopped heart-beating.
@@ -102,6 +88,7 @@ class RealtimeService:
     async def start(self) -> None:
         """Load the type catalogue and start streaming; returns once capture is on."""
         await self._load_types()
+        await self.visibility.start()
         self._dispatcher = asyncio.create_task(self._dispatch(), name="realtime-dispatch")
         await self.stream.start()
         log.info("realtime started on publication %s", self.publication)
@@ -113,6 +100,7 @@ class RealtimeService:
             self._dispatcher.cancel()
             await asyncio.gather(self._dispatcher, return_exceptions=True)
             self._dispatcher = None
+        await self.visibility.stop()
 
     async def websocket_endpoint(self, websocket: WebSocket) -> None:
         """Serve one client socket (mounted at ``/realtime/v1/websocket``)."""
@@ -126,12 +114,18 @@ class RealtimeService:
         self._queue.put_nowait(transaction)
 
     async def _dispatch(self) -> None:
+        """Deliver transactions in commit order; a backlog goes out as one batch."""
         while True:
-            transaction = await self._queue.get()
-            if self._has_unknown_types(transaction):
-                await self._load_types()
-            await self.hub.dispatch(transaction)
-            self.stream.confirm(transaction.end_lsn)
+            batch = [await self._queue.get()]
+            while not self._queue.empty() and len(batch) < MAX_BATCH:
+                batch.append(self._queue.get_nowait())
+            try:
+                if any(self._has_unknown_types(t) for t in batch):
+                    await self._load_types()
+                await self.hub.dispatch(batch)
+            except Exception:
+                log.exception("dropping %d transactions after an error", len(batch))
+            self.stream.confirm(batch[-1].end_lsn)
 
     def _has_unknown_types(self, transaction: Transaction) -> bool:
         return any(
@@ -311,60 +305,6 @@ def _exception_text(binding: Binding, detail: str) -> str:
         "Unable to subscribe to changes with given parameters. An exception happened so "
         f"please check your connect parameters: {binding.describe()}. Exception: {detail}"
     )
-
-
-class _Visibility:
-    """Catalogue and RLS queries for the hub, with short-lived caches per table and role."""
-
-    def __init__(self, database: Database) -> None:
-        self.database = database
-        self._tables: dict[int, tuple[float, Relation, TableInfo]] = {}
-        self._columns: dict[tuple[str, int], tuple[float, Relation, frozenset[str]]] = {}
-
-    async def table_info(self, relation: Relation) -> TableInfo:
-        cached = self._tables.get(relation.id)
-        if cached and cached[1] is relation and time.monotonic() - cached[0] < TABLE_INFO_SECONDS:
-            return cached[2]
-        async with self.database.as_superuser() as conn:
-            row = await conn.fetchrow(_TABLE_INFO, relation.id)
-        info = TableInfo(bool(row[0]), json.loads(row[1])) if row else TableInfo(False, {})
-        self._tables[relation.id] = (time.monotonic(), relation, info)
-        return info
-
-    async def selectable_columns(self, role: str, relation: Relation) -> frozenset[str]:
-        key = (role, relation.id)
-        cached = self._columns.get(key)
-        if cached and cached[1] is relation and time.monotonic() - cached[0] < TABLE_INFO_SECONDS:
-            return cached[2]
-        async with self.database.as_superuser() as conn:
-            names = frozenset(r[0] for r in await conn.fetch(_SELECTABLE, relation.id, role))
-        self._columns[key] = (time.monotonic(), relation, names)
-        return names
-
-    async def visible(
-        self, relation: Relation, key: dict[str, str], claims: list[dict[str, Any]]
-    ) -> list[bool]:
-        """Whether each claims set may SELECT the row with this primary key right now."""
-        info = await self.table_info(relation)
-        where = " and ".join(
-            f"{_ident(column)} = ${i}::text::{info.key_types[column]}"
-            for i, column in enumerate(key, start=1)
-        )
-        table = f"{_ident(relation.schema)}.{_ident(relation.name)}"
-        sql = f"select exists(select 1 from {table} where {where})"
-        return list(
-            await asyncio.gather(*(self._exists(c, sql, list(key.values())) for c in claims))
-        )
-
-    async def _exists(self, claims: dict[str, Any], sql: str, values: list[str]) -> bool:
-        try:
-            async with self.database.as_claims(claims) as conn:
-                return bool(await conn.fetchval(sql, *values))
-        except (asyncpg.PostgresError, InvalidRole) as exc:
-            # No SELECT grant and the like: the real service sends an "Error 401" frame that
-            # the Python client drops, so not sending anything is the same to the client.
-            log.debug("visibility check as %s failed: %s", claims.get("role"), exc)
-            return False
 
 
 def _ident(name: str) -> str:

@@ -175,3 +175,90 @@ async def test_schema_the_role_cannot_use_delivers_nothing_and_breaks_nothing(
         await conn.execute("alter publication supabase_realtime drop table hidden.notes")
         await conn.execute("drop schema hidden cascade")
         await conn.close()
+
+
+@pytest.fixture
+async def items(localbase) -> Any:
+    """A published RLS table with REPLICA IDENTITY FULL and assorted types; dropped after."""
+    import asyncpg
+
+    from localbase.database import parse_dsn
+
+    conn = await asyncpg.connect(**parse_dsn(localbase.postgres.dsn))
+    await conn.execute(
+        "create table public.rt_items (id int primary key, owner uuid not null, label text,"
+        " amount numeric, tags text[], blob bytea, at timestamptz, doc jsonb);"
+        "alter table public.rt_items replica identity full;"
+        "alter table public.rt_items enable row level security;"
+        "create policy own on public.rt_items for select using (owner = auth.uid());"
+        "grant select on public.rt_items to anon, authenticated;"
+        "alter publication supabase_realtime add table public.rt_items;"
+    )
+    try:
+        yield conn
+    finally:
+        await conn.execute("drop table public.rt_items")
+        await conn.close()
+
+
+async def test_full_identity_typed_values_select_lists_and_filtered_deletes(items, clients) -> None:
+    alice = await clients()
+    owner = (await alice.auth.get_user()).user.id
+    everything = await watch(alice, "items-all", event="*", table="rt_items")
+    slim = await watch(alice, "items-slim", event="UPDATE", table="rt_items", select=["label"])
+    deletes = await watch(
+        alice, "items-del", event="DELETE", table="rt_items", filter="label=like.gone%"
+    )
+
+    await items.execute(
+        "insert into rt_items values (1, $1, 'first', 12.50, '{a,\"b c\"}', '\\xdead',"
+        " '2025-01-15 10:20:30.5+00', '{\"k\": [1, 2]}')",
+        owner,
+    )
+    await everything.wait_for(1)  # RLS re-reads the row: it must still exist when checked
+    await items.execute("update rt_items set label = 'gone soon' where id = 1")
+    await items.execute("insert into rt_items (id, owner, label) values (2, $1, 'kept')", owner)
+    await everything.wait_for(3)
+    await items.execute("delete from rt_items")
+
+    await everything.wait_for(5)
+    await deletes.wait_for(1)
+    insert, update = everything.events[0]["data"], everything.events[1]["data"]
+    assert insert["record"] == {
+        "id": 1,
+        "owner": owner,
+        "label": "first",
+        "amount": 12.5,
+        "tags": ["a", "b c"],
+        "blob": "dead",
+        "at": "2025-01-15T10:20:30.5+00:00",
+        "doc": {"k": [1, 2]},
+    }
+    assert update["old_record"]["label"] == "first" and update["record"]["label"] == "gone soon"
+    assert [e["data"]["type"] for e in everything.events] == [
+        "INSERT", "UPDATE", "INSERT", "DELETE", "DELETE"
+    ]  # fmt: skip
+    # DELETE on an RLS table: primary key only, even with REPLICA IDENTITY FULL
+    assert everything.events[3]["data"]["old_record"] == {"id": 1}
+    (slim_update,) = slim.events
+    assert slim_update["data"]["record"] == {"id": 1, "label": "gone soon"}
+    assert [c["name"] for c in slim_update["data"]["columns"]] == ["id", "label"]
+    assert [e["data"]["old_record"] for e in deletes.events] == [{"id": 1}]
+
+
+async def test_oversized_row_is_sent_with_small_values_and_error_413(items, clients) -> None:
+    alice = await clients()
+    owner = (await alice.auth.get_user()).user.id
+    seen = await watch(alice, "items-big", event="INSERT", table="rt_items")
+
+    await items.execute(
+        "insert into rt_items (id, owner, label, doc) values (3, $1, 'big', $2::jsonb)",
+        owner,
+        json.dumps({"blob": "x" * 1_100_000}),
+    )
+
+    (event,) = await seen.wait_for(1)
+    data = event["data"]
+    assert data["errors"] == ["Error 413: Payload Too Large"]
+    assert data["record"] == {"id": 3, "owner": owner, "label": "big", "amount": None,
+                              "tags": None, "blob": None, "at": None}  # fmt: skip
