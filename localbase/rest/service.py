@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import asyncpg
 from starlette.applications import Starlette
@@ -22,31 +22,29 @@ from localbase.errors import PostgrestError, status_for_sqlstate
 from localbase.gateway import MissingApiKey, api_key_claims, bearer_token
 from localbase.keys import InvalidToken, ProjectKeys
 from localbase.rest import sql
-from localbase.rest.query import (
-    RESERVED_PARAMS,
-    Filter,
-    LogicTree,
-    Preferences,
-    QueryError,
-    parse_columns,
-    parse_filter,
-    parse_logic,
-    parse_non_negative_int,
-    parse_order,
-    parse_prefer,
-    parse_select,
+from localbase.rest.body import DEFAULT_MAX_BODY_BYTES, BodyTooLarge, read_body
+from localbase.rest.query import EmbedItem, Preferences
+from localbase.rest.request import TableQuery, preferences, query_errors
+from localbase.rest.responses import (
+    Representation,
+    Result,
+    json_response,
+    negotiate,
+    not_singular,
+    read_status_and_range,
 )
+from localbase.rest.rpc import call_function
 
 logger = logging.getLogger(__name__)
 
 EXPOSED_SCHEMAS = ("public",)
-JSON_TYPE = "application/json; charset=utf-8"
-OBJECT_MEDIA_TYPE = "application/vnd.pgrst.object+json"
 
 
-def create_rest_app(database: Database, keys: ProjectKeys) -> Starlette:
+def create_rest_app(
+    database: Database, keys: ProjectKeys, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+) -> Starlette:
     """Return the ASGI app to mount at ``/rest/v1``."""
-    service = RestService(database, keys)
+    service = RestService(database, keys, max_body_bytes)
     methods = ["GET", "HEAD", "POST", "PATCH", "DELETE"]
     return Starlette(
         routes=[
@@ -86,17 +84,11 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
     return await postgrest_error_response(request, error)
 
 
-@dataclass
-class _Result:
-    body: str  # JSON array text
-    first: str | None  # JSON text of the first row
-    count: int
-
-
 class RestService:
-    def __init__(self, database: Database, keys: ProjectKeys) -> None:
+    def __init__(self, database: Database, keys: ProjectKeys, max_body_bytes: int) -> None:
         self.database = database
         self.keys = keys
+        self.max_body_bytes = max_body_bytes
 
     async def root(self, request: Request) -> Response:
         self._claims(request)
@@ -108,237 +100,49 @@ class RestService:
         claims = self._claims(request)
         schema = self._schema(request)
         name = request.path_params["table"]
-        singular = _wants_object(request)
-        prefs = parse_prefer(request.headers.getlist("prefer"))
-        try:
-            query = _TableQuery.from_request(request)
-            body = await _json_body(request) if request.method in {"POST", "PATCH"} else None
-        except QueryError as exc:
-            raise PostgrestError(400, "PGRST100", exc.message, details=exc.details) from exc
+        representation = negotiate(request)
+        prefs = preferences(request)
+        with query_errors():
+            query = TableQuery.from_request(request)
+        body = await self._json_body(request) if request.method in {"POST", "PATCH"} else None
 
         async with self._transaction(claims) as conn:
             table = await sql.load_table(conn, schema, name)
+            embeds = await sql.resolve_embeds(conn, table, query.select)
+            total = None
             if request.method in {"GET", "HEAD"}:
-                result, total = await self._read(conn, table, query, prefs)
+                result, total = await _read(conn, table, query, prefs, embeds, representation)
             elif request.method == "POST":
-                result, total = await self._insert(conn, table, query, prefs, body), None
+                result = await _insert(conn, table, query, prefs, body, embeds, representation)
             elif request.method == "PATCH":
-                result, total = await self._update(conn, table, query, body), None
+                result = await _update(conn, table, query, body, embeds, representation)
             else:
-                result, total = await self._delete(conn, table, query), None
-            if singular and result.count != 1:
-                # Raised inside the transaction: a singular mutation is rolled back.
-                raise _not_singular(result.count)
+                result = await _delete(conn, table, query, embeds, representation)
+            # Raised inside the transaction: a refused mutation is rolled back.
+            if representation.singular and result.count != 1:
+                raise not_singular(result.count)
+            if request.method not in {"GET", "HEAD"}:
+                _check_max_affected(prefs, result.count)
 
-        return self._table_response(request, result, total, query, prefs, singular)
-
-    async def _read(
-        self, conn: asyncpg.Connection, table: sql.Table, query: _TableQuery, prefs: Preferences
-    ) -> tuple[_Result, int | None]:
-        params = sql.Params()
-        where = sql.where_clause(table, query.filters, params)
-        select = sql.select_list(table, query.select)
-        limit = min(query.limit if query.limit is not None else sql.MAX_ROWS, sql.MAX_ROWS)
-        source = (
-            f"{table.qualified} as _t{where}{sql.order_clause(table, query.order)}"
-            f" limit {params.add(limit)} offset {params.add(query.offset)}"
-        )
-        result = await _fetch(conn, sql.aggregate(source, select), params)
-        total = None
-        if prefs.count:
-            count_params = sql.Params()
-            count_where = sql.where_clause(table, query.filters, count_params)
-            total = await conn.fetchval(
-                f"select count(*) from {table.qualified} as _t{count_where}", *count_params.values
-            )
-        return result, total
-
-    async def _insert(
-        self,
-        conn: asyncpg.Connection,
-        table: sql.Table,
-        query: _TableQuery,
-        prefs: Preferences,
-        body: Any,
-    ) -> _Result:
-        rows = body if isinstance(body, list) else [body]
-        if not all(isinstance(row, dict) for row in rows):
-            raise PostgrestError(400, "PGRST102", "All object keys must match")
-        if query.columns is not None:
-            columns = query.columns
-        else:
-            key_sets = {tuple(sorted(row)) for row in rows}
-            if len(key_sets) > 1:
-                raise PostgrestError(400, "PGRST102", "All object keys must match")
-            columns = list(rows[0]) if rows else []
-        columns = [table.payload_column(column) for column in columns]
-
-        params = sql.Params()
-        payload = params.add(json.dumps(rows))
-        quoted = ", ".join(sql.quote_ident(column) for column in columns)
-        source = f"json_populate_recordset(null::{table.qualified}, {payload}::json)"
-        if columns:
-            statement = (
-                f"insert into {table.qualified} as _t ({quoted}) select {quoted} from {source}"
-            )
-        else:
-            statement = f"insert into {table.qualified} as _t select from {source}"
-        statement += self._on_conflict(table, query, prefs, columns)
-        with_rows = f"with _lb_rows as ({statement} returning _t.*) "
-        select = sql.select_list(table, query.select)
-        return await _fetch(conn, with_rows + sql.aggregate("_lb_rows as _t", select), params)
-
-    def _on_conflict(
-        self, table: sql.Table, query: _TableQuery, prefs: Preferences, columns: list[str]
-    ) -> str:
-        if prefs.resolution is None:
-            return ""
-        target = query.on_conflict or list(table.primary_key)
-        if not target:
-            raise PostgrestError(
-                400, "PGRST100", f"table {table.name} has no primary key; pass on_conflict"
-            )
-        for column in target:
-            table.column_type(column)
-        conflict = ", ".join(sql.quote_ident(column) for column in target)
-        updates = [column for column in columns if column not in target]
-        if prefs.resolution == "ignore-duplicates" or not updates:
-            return f" on conflict ({conflict}) do nothing"
-        assignments = ", ".join(
-            f"{sql.quote_ident(column)} = excluded.{sql.quote_ident(column)}" for column in updates
-        )
-        return f" on conflict ({conflict}) do update set {assignments}"
-
-    async def _update(
-        self, conn: asyncpg.Connection, table: sql.Table, query: _TableQuery, body: Any
-    ) -> _Result:
-        if not isinstance(body, dict):
-            raise PostgrestError(400, "PGRST102", "Request body must be a JSON object for PATCH")
-        columns = [table.payload_column(column) for column in body]
-        params = sql.Params()
-        payload = params.add(json.dumps(body))
-        select = sql.select_list(table, query.select)
-        if not columns:
-            where = sql.where_clause(table, query.filters, params)
-            return await _fetch(
-                conn, sql.aggregate(f"{table.qualified} as _t{where}", select), params
-            )
-        assignments = ", ".join(
-            f"{sql.quote_ident(column)} = _lb_new.{sql.quote_ident(column)}" for column in columns
-        )
-        where = sql.where_clause(table, query.filters, params)
-        statement = (
-            f"update {table.qualified} as _t set {assignments}"
-            f" from json_populate_record(null::{table.qualified}, {payload}::json) as _lb_new"
-            f"{where} returning _t.*"
-        )
-        with_rows = f"with _lb_rows as ({statement}) "
-        return await _fetch(conn, with_rows + sql.aggregate("_lb_rows as _t", select), params)
-
-    async def _delete(
-        self, conn: asyncpg.Connection, table: sql.Table, query: _TableQuery
-    ) -> _Result:
-        params = sql.Params()
-        where = sql.where_clause(table, query.filters, params)
-        statement = f"delete from {table.qualified} as _t{where} returning _t.*"
-        select = sql.select_list(table, query.select)
-        with_rows = f"with _lb_rows as ({statement}) "
-        return await _fetch(conn, with_rows + sql.aggregate("_lb_rows as _t", select), params)
-
-    def _table_response(
-        self,
-        request: Request,
-        result: _Result,
-        total: int | None,
-        query: _TableQuery,
-        prefs: Preferences,
-        singular: bool,
-    ) -> Response:
-        headers = {}
-        if prefs.applied:
-            headers["Preference-Applied"] = ", ".join(prefs.applied)
-        method = request.method
-        if method in {"GET", "HEAD"}:
-            status = 200
-            total_text = "*" if total is None else str(total)
-            if result.count:
-                first = query.offset
-                headers["Content-Range"] = f"{first}-{first + result.count - 1}/{total_text}"
-                if total is not None and first + result.count < total:
-                    status = 206
-            else:
-                headers["Content-Range"] = f"*/{total_text}"
-            return _json_response(result, singular, status, headers, head=method == "HEAD")
-
-        counted = str(result.count) if prefs.count else "*"
-        if method == "POST":
-            headers["Content-Range"] = f"*/{counted}"
-        elif method == "PATCH" and result.count:
-            headers["Content-Range"] = f"0-{result.count - 1}/{counted}"
-        else:
-            headers["Content-Range"] = f"*/{counted}"
-        if prefs.return_ == "representation":
-            status = 201 if method == "POST" else 200
-            return _json_response(result, singular, status, headers)
-        return Response(status_code=201 if method == "POST" else 204, headers=headers)
+        return _table_response(request, table, result, total, query, prefs, representation)
 
     # -- rpc --------------------------------------------------------------------------------
 
     async def rpc(self, request: Request) -> Response:
         claims = self._claims(request)
         schema = self._schema(request)
-        name = request.path_params["function"]
-        singular = _wants_object(request)
+        representation = negotiate(request)
+        prefs = preferences(request)
         if request.method == "POST":
-            args = await _json_body(request)
+            args = await self._json_body(request)
             if not isinstance(args, dict):
                 raise PostgrestError(400, "PGRST102", "rpc arguments must be a JSON object")
         else:
-            args = {k: v for k, v in request.query_params.items() if k not in RESERVED_PARAMS}
-
+            args = None
         async with self._transaction(claims) as conn:
-            if request.method != "POST":
-                await conn.execute("set transaction read only")
-            function = await sql.load_function(conn, schema, name, set(args))
-            params = sql.Params()
-            call_args = ", ".join(
-                f"{sql.quote_ident(arg)} => _lb_args.{sql.quote_ident(arg)}"
-                for arg, _ in function.arguments
-                if arg in args
+            return await call_function(
+                conn, request, schema, request.path_params["function"], args, prefs, representation
             )
-            definitions = ", ".join(
-                f"{sql.quote_ident(arg)} {arg_type}"
-                for arg, arg_type in function.arguments
-                if arg in args
-            )
-            source = (
-                f" from json_to_record({params.add(json.dumps(args))}::json)"
-                f" as _lb_args({definitions})"
-                if definitions
-                else ""
-            )
-            call = f"{function.qualified}({call_args})"
-            if function.returns_void:
-                await conn.execute(f"select {call}{source}", *params.values)
-                return Response(status_code=204)
-            if function.returns_set:
-                lateral = f"{source}, {call} as _lb_row" if source else f" from {call} as _lb_row"
-                statement = (
-                    "select coalesce(json_agg(_lb_row), '[]')::text,"
-                    f" (json_agg(_lb_row) -> 0)::text, count(*){lateral}"
-                )
-                result = await _fetch(conn, statement, params)
-                if singular and result.count != 1:
-                    raise _not_singular(result.count)
-                headers = {"Content-Range": _range(result.count)}
-                return _json_response(result, singular, 200, headers, head=request.method == "HEAD")
-            value = await conn.fetchval(f"select to_json({call})::text{source}", *params.values)
-
-        return Response(
-            value if value is not None else "null",
-            media_type=JSON_TYPE,
-            headers={"Content-Range": "0-0/*"},
-        )
 
     # -- request plumbing -------------------------------------------------------------------
 
@@ -382,8 +186,38 @@ class RestService:
             )
         return schema
 
+    async def _json_body(self, request: Request) -> Any:
+        try:
+            raw = await read_body(request, self.max_body_bytes)
+        except BodyTooLarge as exc:
+            # What a gateway answers; the client reports the status as the code.
+            raise PostgrestError(
+                413,
+                "413",
+                str(exc),
+                hint="split the request, e.g. insert fewer rows per call",
+            ) from exc
+        if not raw.strip():
+            return {}
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise PostgrestError(
+                400, "PGRST102", "Empty or invalid json", details=str(exc)
+            ) from exc
+
     def _transaction(self, claims: dict[str, Any]) -> _ClaimsTransaction:
         return _ClaimsTransaction(self.database, claims)
+
+
+def _check_max_affected(prefs: Preferences, count: int) -> None:
+    if prefs.strict and prefs.max_affected is not None and count > prefs.max_affected:
+        raise PostgrestError(
+            400,
+            "PGRST124",
+            "Query result exceeds max-affected preference constraint",
+            details=f"The query affects {count} rows",
+        )
 
 
 class _ClaimsTransaction:
@@ -403,89 +237,240 @@ class _ClaimsTransaction:
         try:
             await self._context.__aexit__(exc_type, exc, tb)
         except asyncpg.PostgresError as error:
-            raise _database_error(error, self._role) from error
+            raise database_error(error, self._role) from error
         if isinstance(exc, asyncpg.PostgresError):
-            raise _database_error(exc, self._role) from exc
+            raise database_error(exc, self._role) from exc
         return False
 
 
-@dataclass
-class _TableQuery:
-    select: list[Any]
-    filters: list[Filter | LogicTree]
-    order: list[Any]
-    limit: int | None
-    offset: int
-    columns: list[str] | None
-    on_conflict: list[str] | None
+# -- statements -------------------------------------------------------------------------------
 
-    @classmethod
-    def from_request(cls, request: Request) -> _TableQuery:
-        params = request.query_params
-        filters: list[Filter | LogicTree] = []
-        for key, value in params.multi_items():
-            if key in {"or", "and", "not.or", "not.and"}:
-                filters.append(parse_logic(key, value))
-            elif key not in RESERVED_PARAMS:
-                filters.append(parse_filter(key, value))
-        limit = params.get("limit")
-        offset = params.get("offset")
-        columns = params.get("columns")
-        on_conflict = params.get("on_conflict")
-        return cls(
-            select=parse_select(params.get("select")),
-            filters=filters,
-            order=parse_order(params["order"]) if params.get("order") else [],
-            limit=parse_non_negative_int("limit", limit) if limit is not None else None,
-            offset=parse_non_negative_int("offset", offset) if offset is not None else 0,
-            columns=parse_columns(columns) if columns else None,
-            on_conflict=parse_columns(on_conflict) if on_conflict else None,
+
+async def _read(
+    conn: asyncpg.Connection,
+    table: sql.Table,
+    query: TableQuery,
+    prefs: Preferences,
+    embeds: dict[EmbedItem, sql.Embed],
+    representation: Representation,
+) -> tuple[Result, int | None]:
+    params = sql.Params()
+    select = sql.select_list(table, query.select, params, embeds)
+    where = sql.where_clause(table, query.filters, params, sql.embed_conditions(embeds, params))
+    limit = min(query.limit if query.limit is not None else sql.MAX_ROWS, sql.MAX_ROWS)
+    source = (
+        f"{table.qualified} as _t{where}{sql.order_clause(table, query.order, params)}"
+        f" limit {params.add(limit)} offset {params.add(query.offset)}"
+    )
+    statement = sql.aggregate(source, select, strip_nulls=representation.strip_nulls)
+    result = await fetch_result(conn, statement, params)
+    total = None
+    if prefs.count:
+        count_params = sql.Params()
+        count_where = sql.where_clause(
+            table, query.filters, count_params, sql.embed_conditions(embeds, count_params)
         )
+        total = await conn.fetchval(
+            f"select count(*) from {table.qualified} as _t{count_where}", *count_params.values
+        )
+    return result, total
 
 
-async def _fetch(conn: asyncpg.Connection, statement: str, params: sql.Params) -> _Result:
+async def _insert(
+    conn: asyncpg.Connection,
+    table: sql.Table,
+    query: TableQuery,
+    prefs: Preferences,
+    body: Any,
+    embeds: dict[EmbedItem, sql.Embed],
+    representation: Representation,
+) -> Result:
+    rows = body if isinstance(body, list) else [body]
+    if not all(isinstance(row, dict) for row in rows):
+        raise PostgrestError(400, "PGRST102", "All object keys must match")
+    if query.columns is not None:
+        columns = query.columns
+    else:
+        key_sets = {tuple(sorted(row)) for row in rows}
+        if len(key_sets) > 1:
+            raise PostgrestError(400, "PGRST102", "All object keys must match")
+        columns = list(rows[0]) if rows else []
+    columns = [table.payload_column(column) for column in columns]
+
+    params = sql.Params()
+    payload = params.add(json.dumps(rows))
+    quoted = ", ".join(sql.quote_ident(column) for column in columns)
+    if not columns:
+        source = f"select from json_populate_recordset(null::{table.qualified}, {payload}::json)"
+        statement = f"insert into {table.qualified} as _t {source}"
+    else:
+        values = _insert_values(table, columns, params, prefs.missing_default)
+        source = (
+            f"select {values} from json_array_elements({payload}::json)"
+            " with ordinality as _lb_a(_lb_o, _lb_i),"
+            f" json_populate_record(null::{table.qualified}, _lb_a._lb_o) as _lb_r"
+            " order by _lb_a._lb_i"
+        )
+        statement = f"insert into {table.qualified} as _t ({quoted}) {source}"
+    statement += _on_conflict(table, query, prefs, columns)
+    with_rows = (
+        f"with _lb_ins as ({statement} returning _t as _lb_rec, (_t.xmax = 0) as _lb_new),"
+        " _lb_rows as (select (_lb_rec).* from _lb_ins) "
+    )
+    select = sql.select_list(table, query.select, params, embeds)
+    statement = with_rows + sql.aggregate(
+        "_lb_rows as _t",
+        select,
+        strip_nulls=representation.strip_nulls,
+        extra="(select count(*) from _lb_ins where _lb_new)",
+    )
     row = await conn.fetchrow(statement, *params.values)
     assert row is not None
-    return _Result(body=row[0], first=row[1], count=row[2])
+    return Result(body=row[0], first=row[1], count=row[2], inserted=row[3])
 
 
-async def _json_body(request: Request) -> Any:
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise PostgrestError(400, "PGRST102", "Empty or invalid json", details=str(exc)) from exc
+def _insert_values(
+    table: sql.Table, columns: list[str], params: sql.Params, missing_default: bool
+) -> str:
+    """Per column: the JSON value; with ``missing=default`` the column default when the key
+    is absent (an explicit null stays null)."""
+    values = []
+    for column in columns:
+        value = f"_lb_r.{sql.quote_ident(column)}"
+        default = (table.defaults or {}).get(column) if missing_default else None
+        if default is not None:
+            value = (
+                f"case when _lb_a._lb_o::jsonb ? {params.add(column)}::text"
+                f" then {value} else {default} end"
+            )
+        values.append(value)
+    return ", ".join(values)
 
 
-def _wants_object(request: Request) -> bool:
-    return OBJECT_MEDIA_TYPE in request.headers.get("accept", "")
+def _on_conflict(
+    table: sql.Table, query: TableQuery, prefs: Preferences, columns: list[str]
+) -> str:
+    if prefs.resolution is None:
+        return ""
+    target = query.on_conflict or list(table.primary_key)
+    if not target:
+        raise PostgrestError(
+            400, "PGRST100", f"table {table.name} has no primary key; pass on_conflict"
+        )
+    for column in target:
+        table.column_type(column)
+    conflict = ", ".join(sql.quote_ident(column) for column in target)
+    updates = [column for column in columns if column not in target]
+    if prefs.resolution == "ignore-duplicates" or not updates:
+        return f" on conflict ({conflict}) do nothing"
+    assignments = ", ".join(
+        f"{sql.quote_ident(column)} = excluded.{sql.quote_ident(column)}" for column in updates
+    )
+    return f" on conflict ({conflict}) do update set {assignments}"
 
 
-def _not_singular(count: int) -> PostgrestError:
-    return PostgrestError(
-        406,
-        "PGRST116",
-        "Cannot coerce the result to a single JSON object",
-        details=f"The result contains {count} rows",
+async def _update(
+    conn: asyncpg.Connection,
+    table: sql.Table,
+    query: TableQuery,
+    body: Any,
+    embeds: dict[EmbedItem, sql.Embed],
+    representation: Representation,
+) -> Result:
+    if not isinstance(body, dict):
+        raise PostgrestError(400, "PGRST102", "Request body must be a JSON object for PATCH")
+    columns = [table.payload_column(column) for column in body]
+    params = sql.Params()
+    payload = params.add(json.dumps(body))
+    if not columns:
+        # Nothing to set: PostgREST answers without touching (or returning) any row.
+        return Result(body="[]", first=None, count=0)
+    assignments = ", ".join(
+        f"{sql.quote_ident(column)} = _lb_new.{sql.quote_ident(column)}" for column in columns
+    )
+    where = sql.where_clause(table, query.filters, params)
+    statement = (
+        f"update {table.qualified} as _t set {assignments}"
+        f" from json_populate_record(null::{table.qualified}, {payload}::json) as _lb_new"
+        f"{where} returning _t.*"
+    )
+    select = sql.select_list(table, query.select, params, embeds)
+    with_rows = f"with _lb_rows as ({statement}) "
+    return await fetch_result(
+        conn,
+        with_rows + sql.aggregate("_lb_rows as _t", select, strip_nulls=representation.strip_nulls),
+        params,
     )
 
 
-def _json_response(
-    result: _Result, singular: bool, status: int, headers: dict[str, str], *, head: bool = False
+async def _delete(
+    conn: asyncpg.Connection,
+    table: sql.Table,
+    query: TableQuery,
+    embeds: dict[EmbedItem, sql.Embed],
+    representation: Representation,
+) -> Result:
+    params = sql.Params()
+    where = sql.where_clause(table, query.filters, params)
+    statement = f"delete from {table.qualified} as _t{where} returning _t.*"
+    select = sql.select_list(table, query.select, params, embeds)
+    with_rows = f"with _lb_rows as ({statement}) "
+    return await fetch_result(
+        conn,
+        with_rows + sql.aggregate("_lb_rows as _t", select, strip_nulls=representation.strip_nulls),
+        params,
+    )
+
+
+# -- responses --------------------------------------------------------------------------------
+
+
+def _table_response(
+    request: Request,
+    table: sql.Table,
+    result: Result,
+    total: int | None,
+    query: TableQuery,
+    prefs: Preferences,
+    representation: Representation,
 ) -> Response:
-    if singular:
-        body, media_type = result.first or "null", f"{OBJECT_MEDIA_TYPE}; charset=utf-8"
+    headers = {}
+    if prefs.applied:
+        headers["Preference-Applied"] = ", ".join(prefs.applied)
+    method = request.method
+    if method in {"GET", "HEAD"}:
+        status, headers["Content-Range"] = read_status_and_range(query.offset, result.count, total)
+        return json_response(result, representation, status, headers, head=method == "HEAD")
+
+    counted = str(result.count) if prefs.count else "*"
+    if method == "PATCH" and result.count:
+        headers["Content-Range"] = f"0-{result.count - 1}/{counted}"
     else:
-        body, media_type = result.body, JSON_TYPE
-    return Response(
-        b"" if head else body, status_code=status, media_type=media_type, headers=headers
-    )
+        headers["Content-Range"] = f"*/{counted}"
+    status = 200 if method != "POST" else 201
+    if method == "POST" and prefs.resolution == "merge-duplicates" and result.inserted == 0:
+        status = 200
+    if prefs.return_ == "representation":
+        return json_response(result, representation, status, headers)
+    if method == "POST" and prefs.return_ == "headers-only" and result.first:
+        location = _location(table, json.loads(result.first))
+        if location:
+            headers["Location"] = location
+    return Response(status_code=status if method == "POST" else 204, headers=headers)
 
 
-def _range(count: int) -> str:
-    return f"0-{count - 1}/*" if count else "*/*"
+def _location(table: sql.Table, row: dict[str, Any]) -> str | None:
+    """``/<table>?<pk>=eq.<value>`` for the first inserted row (``return=headers-only``)."""
+    if not table.primary_key or not all(column in row for column in table.primary_key):
+        return None
+    parts = [f"{quote(column)}=eq.{quote(str(row[column]))}" for column in table.primary_key]
+    return f"/{quote(table.name)}?" + "&".join(parts)
+
+
+async def fetch_result(conn: asyncpg.Connection, statement: str, params: sql.Params) -> Result:
+    row = await conn.fetchrow(statement, *params.values)
+    assert row is not None
+    return Result(body=row[0], first=row[1], count=row[2])
 
 
 def _jwt_error(message: str, details: str | None, code: str = "PGRST301") -> PostgrestError:
@@ -500,7 +485,7 @@ def _jwt_error(message: str, details: str | None, code: str = "PGRST301") -> Pos
     )
 
 
-def _database_error(error: asyncpg.PostgresError, role: str) -> PostgrestError:
+def database_error(error: asyncpg.PostgresError, role: str) -> PostgrestError:
     sqlstate = error.sqlstate or "XX000"
     return PostgrestError(
         status_for_sqlstate(sqlstate, role=role),

@@ -3,16 +3,19 @@
 import pytest
 
 from localbase.rest.query import (
+    EmbedItem,
     Filter,
     LogicTree,
     OrderTerm,
     QueryError,
+    RangeError,
     SelectItem,
     parse_columns,
     parse_filter,
     parse_logic,
     parse_order,
     parse_prefer,
+    parse_range_header,
     parse_select,
 )
 
@@ -70,11 +73,36 @@ def test_select_with_aliases_and_star() -> None:
     assert parse_select(None) == [SelectItem("*")]
 
 
-def test_embedding_and_casts_are_refused_rather_than_misread() -> None:
+def test_casts_json_paths_and_embeds_parse() -> None:
+    assert parse_select("p:progress::text,params->a->>b,task_results!inner(id,n:payload)") == [
+        SelectItem("progress", "p", (), "text"),
+        SelectItem("params", None, (("->", "a"), ("->>", "b"))),
+        EmbedItem("task_results", (SelectItem("id"), SelectItem("payload", "n")), None, None, True),
+    ]
+    assert parse_select("params->>a")[0].output_name == "a"
+
+
+def test_spreads_aggregates_and_odd_casts_are_refused_rather_than_misread() -> None:
+    for select in ("...task_results(*)", "count()", "id.sum()", "id::text;drop", "x::a b"):
+        with pytest.raises(QueryError):
+            parse_select(select)
+
+
+def test_quantified_and_fts_operators() -> None:
+    assert parse_filter("n", "gt(any).{1,2}") == Filter("n", "gt", "{1,2}", False, (), "any")
+    assert parse_filter("t", "fts(english).cat").modifier == "english"
     with pytest.raises(QueryError):
-        parse_select("id,task_results(*)")
+        parse_filter("n", "gt(any).1")
     with pytest.raises(QueryError):
-        parse_select("progress::text")
+        parse_filter("n", "in(any).{1}")
+
+
+def test_range_header() -> None:
+    assert parse_range_header("0-9") == (0, 10)
+    assert parse_range_header("items=5-") == (5, None)
+    assert parse_range_header("bytes") is None
+    with pytest.raises(RangeError):
+        parse_range_header("5-2")
 
 
 def test_order_terms() -> None:
