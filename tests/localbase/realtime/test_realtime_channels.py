@@ -215,10 +215,11 @@ async def test_full_identity_typed_values_select_lists_and_filtered_deletes(item
         " '2025-01-15 10:20:30.5+00', '{\"k\": [1, 2]}')",
         owner,
     )
-    await everything.wait_for(1)  # RLS re-reads the row: it must still exist when checked
+    # RLS re-reads the row, so it must still exist when checked: wait (generously, CI is slow)
+    await everything.until(lambda: len(everything.events) >= 1, within=15)
     await items.execute("update rt_items set label = 'gone soon' where id = 1")
     await items.execute("insert into rt_items (id, owner, label) values (2, $1, 'kept')", owner)
-    await everything.wait_for(3)
+    await everything.until(lambda: len(everything.events) >= 3, within=15)
     await items.execute("delete from rt_items")
 
     await everything.wait_for(5)
