@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from localbase.server import LocalbaseThread
     from services.jobs import JobRegistry
     from services.settings import Settings
+    from ui.pages import PageOptions
 
 # Heavy imports (NiceGUI, the stack) happen inside the commands, so `--help` stays quick.
 log = logging.getLogger("tasklight")
@@ -34,6 +35,14 @@ DEFAULT_LOCALBASE_PORT = 54321
 DEFAULT_HOST = "127.0.0.1"
 STORAGE_SECRET_ENV = "TASKLIGHT_STORAGE_SECRET"
 STORAGE_SECRET_FILE = "ui-storage-secret"
+KIOSK_RESET_ENV = "TASKLIGHT_KIOSK_RESET"
+DEFAULT_KIOSK_RESET = 15.0
+WINDOW_SIZE = (1200, 860)
+NATIVE_INSTALL_HINT = (
+    "the native window needs pywebview with a Qt backend: run `uv sync --extra native` "
+    "(or `pip install 'pywebview[qt]'`); on Linux also the system libraries Qt needs, e.g. "
+    "`apt-get install libxcb-cursor0 libxkbcommon-x11-0 libegl1 libnss3`"
+)
 
 ENVIRONMENT_HELP = textwrap.dedent(
     f"""\
@@ -47,6 +56,7 @@ ENVIRONMENT_HELP = textwrap.dedent(
                                  `run` starts no worker and tasks wait for `main.py worker`
       {STORAGE_SECRET_ENV}   signs NiceGUI's per-browser storage cookie (default: a random
                                  secret kept in <data dir>/{STORAGE_SECRET_FILE})
+      {KIOSK_RESET_ENV}      default of --kiosk-reset (seconds)
 
     `main.py COMMAND --help` lists the options of each command.
     """
@@ -132,6 +142,38 @@ def build_parser() -> argparse.ArgumentParser:
         "unset (default: 54321)",
     )
     run.add_argument("--no-show", action="store_true", help="do not open the page in a browser")
+    run.add_argument(
+        "--root-path",
+        default="",
+        metavar="PATH",
+        help="URL prefix under which a reverse proxy serves the app, e.g. /tasklight "
+        "(the proxy strips it before forwarding)",
+    )
+    run.add_argument(
+        "--native",
+        action="store_true",
+        help="open the page in a native window (needs the `native` extra: pywebview + Qt); "
+        "closing the window stops the app",
+    )
+    run.add_argument(
+        "--kiosk",
+        action="store_true",
+        help="serve the kiosk at / (one job kind, large type, dark, self-resetting); full "
+        "screen in a native window when pywebview is installed, else in the browser",
+    )
+    run.add_argument(
+        "--kiosk-kind",
+        default=None,
+        metavar="KIND",
+        help="the kiosk's job kind (default: the first one, demo)",
+    )
+    run.add_argument(
+        "--kiosk-reset",
+        type=float,
+        default=float(os.environ.get(KIOSK_RESET_ENV) or DEFAULT_KIOSK_RESET),
+        metavar="SECONDS",
+        help="seconds after a task ends until the kiosk shows a fresh form (default: 15)",
+    )
     run.set_defaults(handler=command_run)
 
     worker = commands.add_parser(
@@ -188,6 +230,10 @@ def command_run(args: argparse.Namespace) -> int:
 
     settings = Settings()
     registry = load_registry(args.jobs)
+    options = page_options(args, registry)
+    native = args.native or (args.kiosk and native_available())
+    if args.native and not native_available():
+        raise CliError(NATIVE_INSTALL_HINT)
     data_dir = resolve_data_dir(args.data_dir)
     ensure_port_free(args.host, args.port, "--port")
 
@@ -195,21 +241,28 @@ def command_run(args: argparse.Namespace) -> int:
     if settings.is_configured:
         check_reachable(settings.supabase_url or "", settings.public_key or "")
         log.info("using the supabase project at %s", settings.supabase_url)
-        wire_app(settings, registry)
+        wire_app(settings, registry, options)
     else:
         runner = stack = start_embedded_stack(data_dir, args.localbase_port)
-        wire_app(stack_settings(stack), registry)
+        wire_app(stack_settings(stack), registry, options)
         # Registered last, so the worker and the browsers' sessions are closed before it.
         app.on_shutdown(lambda: asyncio.to_thread(stack.stop))
 
-    log.info("tasklight serving on http://%s:%d", args.host, args.port)
+    log.info("tasklight serving on http://%s:%d%s", args.host, args.port, args.root_path)
+    if native:
+        prepare_native()
+        log.info("opening a native window%s", " in full screen" if args.kiosk else "")
     try:
         ui.run(
             reload=False,
             title="Tasklight",
             host=args.host,
             port=args.port,
-            show=not args.no_show,
+            show=_show_target(args) if not native else False,
+            native=native,
+            window_size=WINDOW_SIZE if native and not args.kiosk else None,
+            fullscreen=native and args.kiosk,
+            root_path=args.root_path,
             storage_secret=storage_secret(data_dir),
             # Access lines for every asset (and localbase's API calls) only when debugging.
             uvicorn_logging_level="debug" if args.log_level == "debug" else "warning",
@@ -280,7 +333,7 @@ def stack_settings(runner: LocalbaseThread) -> Settings:
     )
 
 
-def wire_app(settings: Settings, registry: JobRegistry) -> None:
+def wire_app(settings: Settings, registry: JobRegistry, options: PageOptions | None = None) -> None:
     """Register the pages and, when a secret key is configured, an in-process worker."""
     from ui import pages
 
@@ -288,7 +341,48 @@ def wire_app(settings: Settings, registry: JobRegistry) -> None:
         add_worker(settings, registry)
     else:
         log.warning("no secret key configured: tasks wait for an external `main.py worker`")
-    pages.register(settings, registry)
+    pages.register(settings, registry, options)
+
+
+def page_options(args: argparse.Namespace, registry: JobRegistry) -> PageOptions:
+    """The surfaces' settings from the command line; an unknown kiosk kind is a CliError."""
+    from ui.pages import PageOptions
+
+    if args.kiosk_kind is not None and args.kiosk_kind not in registry:
+        known = ", ".join(registry.kinds())
+        raise CliError(f"--kiosk-kind {args.kiosk_kind!r} is not a job kind; known: {known}")
+    if args.kiosk_reset < 0:
+        raise CliError("--kiosk-reset must be 0 or more seconds")
+    if args.root_path and not args.root_path.startswith("/"):
+        raise CliError(f"--root-path {args.root_path!r} must start with /")
+    return PageOptions(kiosk=args.kiosk, kiosk_kind=args.kiosk_kind, kiosk_reset=args.kiosk_reset)
+
+
+def native_available() -> bool:
+    """True when pywebview and a Qt binding with its web engine can be imported."""
+    import importlib.util
+
+    return (
+        all(importlib.util.find_spec(name) is not None for name in ("webview", "qtpy", "PyQt6"))
+        and importlib.util.find_spec("PyQt6.QtWebEngineWidgets") is not None
+    )
+
+
+def prepare_native() -> None:
+    """Use pywebview's Qt backend; as root, Qt's web engine must run without its sandbox."""
+    from nicegui import app
+
+    app.native.start_args["gui"] = "qt"
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        os.environ.setdefault("QTWEBENGINE_DISABLE_SANDBOX", "1")
+        log.warning("running as root: the native window's web engine runs without its sandbox")
+
+
+def _show_target(args: argparse.Namespace) -> bool | str:
+    """Open the browser on the page the user asked for (the kiosk, or the root)."""
+    if args.no_show:
+        return False
+    return "/kiosk" if args.kiosk else True
 
 
 def add_worker(settings: Settings, registry: JobRegistry) -> None:
@@ -361,6 +455,7 @@ def load_registry(modules: Sequence[str]) -> JobRegistry:
     from services.jobs import JobRegistry
 
     registry = JobRegistry.with_builtins()
+    registry.load_entry_points()
     for module in modules:
         try:
             registry.load_module(module)

@@ -1,8 +1,9 @@
-"""Small pieces of the landing page: the status bar and the rendering of a result."""
+"""Pieces the pages share: the status bar, the failure and cancel panels, a result."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from nicegui import ui
@@ -11,8 +12,11 @@ from ui import design
 from ui.state import TaskState
 
 
-def status_bar(state: TaskState) -> ui.card:
-    """Status word with colour and icon, progress bar, message and connection indicator."""
+def status_bar(state: TaskState, on_cancel: Callable[[], Awaitable[None]] | None = None) -> ui.card:
+    """Status word with colour and icon, progress bar, message, timing, attempts, connection.
+
+    With `on_cancel` a Cancel button shows while the task is pending or processing.
+    """
     with ui.card().classes(design.CARD).mark("status-bar") as card:
         with ui.row().classes("w-full items-center no-wrap"):
             status = ui.chip(state.status, icon=state.status_icon, color=state.status_color)
@@ -35,9 +39,21 @@ def status_bar(state: TaskState) -> ui.card:
         progress.bind_value_from(state, "progress")
         progress.bind_visibility_from(state, "has_task")
 
-        percent = ui.label().classes(design.MUTED).mark("percent")
-        percent.bind_text_from(state, "progress_text")
-        percent.bind_visibility_from(state, "has_task")
+        with ui.row().classes("w-full items-center gap-x-4 gap-y-0"):
+            percent = ui.label().classes(design.MUTED).mark("percent")
+            percent.bind_text_from(state, "progress_text")
+            percent.bind_visibility_from(state, "has_task")
+            timing = ui.label().classes(design.MUTED).mark("timing")
+            timing.bind_text_from(state, "timing_text")
+            attempts = ui.label().classes(f"{design.MUTED} text-weight-medium").mark("attempts")
+            attempts.bind_text_from(state, "attempts_text")
+            ui.space()
+            stopping = ui.label("stopping…").classes(design.MUTED).mark("stopping")
+            stopping.bind_visibility_from(state, "cancel_requested")
+            if on_cancel is not None:
+                cancel = ui.button("Cancel", icon="stop", on_click=on_cancel)
+                cancel.props("outline color=negative dense").mark("cancel")
+                cancel.bind_visibility_from(state, "can_cancel")
 
         problem = ui.label().classes("text-negative text-sm").mark("connection-error")
         problem.bind_text_from(state, "connection_error")
@@ -47,7 +63,7 @@ def status_bar(state: TaskState) -> ui.card:
 
 def failure_panel(state: TaskState) -> ui.card:
     """The reason a task failed; only visible while the active task is failed."""
-    with ui.card().classes(f"{design.CARD} bg-red-1").mark("failure") as card:
+    with ui.card().classes(f"{design.CARD} tl-failure").mark("failure") as card:
         with ui.row().classes("items-center no-wrap"):
             ui.icon("error", color="negative", size="md")
             with ui.column().classes("gap-0"):
@@ -57,7 +73,54 @@ def failure_panel(state: TaskState) -> ui.card:
     return card
 
 
-def result_view(payload: dict[str, Any]) -> None:
+def cancelled_panel(state: TaskState) -> ui.card:
+    """Says that the active task was cancelled; only visible then."""
+    with ui.card().classes(design.CARD).mark("cancelled") as card:
+        with ui.row().classes("items-center no-wrap"):
+            ui.icon("cancel", color="deep-orange-10", size="md")
+            with ui.column().classes("gap-0"):
+                ui.label("The task was cancelled").classes(design.SECTION_TITLE)
+                ui.label().classes("text-body1").bind_text_from(state, "message")
+    card.bind_visibility_from(state, "is_cancelled")
+    return card
+
+
+def chart_view(chart: dict[str, Any], dark: bool = False) -> ui.echart:
+    """A bar chart from a result's `chart` entry (title, labels, values, x_label)."""
+    text_color = "#e0e0e0" if dark else "#333333"
+    options = {
+        "title": {"text": chart.get("title", ""), "textStyle": {"color": text_color}},
+        "tooltip": {"trigger": "axis"},
+        "grid": {"left": 48, "right": 16, "bottom": 72, "top": 48},
+        "xAxis": {
+            "type": "category",
+            "data": [str(label) for label in chart.get("labels", [])],
+            "name": chart.get("x_label", ""),
+            "nameLocation": "middle",
+            "nameGap": 56,
+            "axisLabel": {"rotate": 30, "color": text_color},
+        },
+        "yAxis": {"type": "value", "name": "count", "axisLabel": {"color": text_color}},
+        "series": [
+            {
+                "type": "bar",
+                "data": list(chart.get("values", [])),
+                "itemStyle": {"color": design.PRIMARY},
+            }
+        ],
+    }
+    return ui.echart(options).classes("w-full h-80").mark("result-chart")
+
+
+def _is_chart(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("labels"), list)
+        and isinstance(value.get("values"), list)
+    )
+
+
+def result_view(payload: dict[str, Any], dark: bool = False) -> None:
     """Render a result dict: a summary line, scalar fields, then tables and nested values."""
     summary = payload.get("summary")
     if isinstance(summary, str):
@@ -72,6 +135,9 @@ def result_view(payload: dict[str, Any]) -> None:
 
     for key, value in payload.items():
         if key == "summary" or _is_scalar(value):
+            continue
+        if _is_chart(value):
+            chart_view(value, dark)
             continue
         ui.label(_title(key)).classes("text-subtitle2 q-mt-sm")
         if _is_table(value):

@@ -1,4 +1,8 @@
-"""Colours, icons and class strings shared by the pages (keep them here, not in the layout)."""
+"""Colours, icons and class strings shared by the pages (keep them here, not in the layout).
+
+Status colours are dark enough for white text (WCAG AA contrast of 4.5:1 or more) and every
+status also has its own icon and word, so colour is never the only signal.
+"""
 
 from __future__ import annotations
 
@@ -14,24 +18,35 @@ class Look:
 
 
 STATUS_LOOKS: dict[str, Look] = {
-    "pending": Look("blue-grey", "hourglass_empty"),
+    "pending": Look("blue-grey-8", "hourglass_empty"),
     "processing": Look("primary", "autorenew"),
-    "completed": Look("positive", "check_circle"),
-    "failed": Look("negative", "error"),
-    "cancelled": Look("warning", "cancel"),
+    "completed": Look("green-9", "check_circle"),
+    "failed": Look("red-9", "error"),
+    "cancelled": Look("deep-orange-10", "cancel"),
 }
-NO_TASK_LOOK = Look("grey-5", "radio_button_unchecked")
+NO_TASK_LOOK = Look("grey-8", "radio_button_unchecked")
 
 # Keyed by services.models.ConnectionState values; anything unknown is shown as "idle".
 CONNECTION_LOOKS: dict[str, Look] = {
-    "idle": Look("grey-6", "cloud_off"),
-    "connecting": Look("warning", "cloud_sync"),
-    "live": Look("positive", "cloud_done"),
-    "reconnecting": Look("warning", "cloud_sync"),
-    "error": Look("negative", "cloud_off"),
+    "idle": Look("grey-7", "cloud_off"),
+    "connecting": Look("orange-9", "cloud_sync"),
+    "live": Look("green-8", "cloud_done"),
+    "reconnecting": Look("orange-9", "cloud_sync"),
+    "error": Look("red-9", "cloud_off"),
 }
 
-PAGE_WIDTH = "w-full max-w-2xl mx-auto"
+PRIMARY = "#3559a8"
+PAGE_WIDTH = "w-full max-w-6xl mx-auto"
+MAIN_COLUMN = "w-full lg:w-7/12 gap-4"
+SIDE_COLUMN = "w-full lg:w-4/12 grow gap-4"
 CARD = "w-full"
 SECTION_TITLE = "text-lg font-medium"
-MUTED = "text-sm text-grey-7"
+MUTED = "text-sm opacity-70"
+KIOSK_CSS = """
+body.tl-kiosk { font-size: 1.5rem; }
+body.tl-kiosk .q-field__label, body.tl-kiosk .q-field__native,
+body.tl-kiosk .q-btn, body.tl-kiosk .q-chip { font-size: 1.4rem; }
+body.tl-kiosk .tl-status { font-size: 2rem; padding: 1.6rem 1.2rem; }
+body.tl-kiosk .text-body1 { font-size: 1.8rem; }
+body.tl-kiosk .text-sm, body.tl-kiosk .text-xs { font-size: 1.2rem; }
+"""

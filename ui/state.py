@@ -6,12 +6,14 @@ copies it into bindable properties, so the bound elements update at once, with n
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
 from nicegui import binding
 
-from services.models import TaskView
+from services.models import Task, TaskView
+from ui import format
 from ui.design import CONNECTION_LOOKS, NO_TASK_LOOK, STATUS_LOOKS
 
 
@@ -28,8 +30,16 @@ class TaskState:
     is_processing: bool = False
     is_completed: bool = False
     is_failed: bool = False
+    is_cancelled: bool = False
+    is_terminal: bool = False
     is_active: bool = False
+    can_cancel: bool = False
+    cancel_requested: bool = False
+    kind: str = ""
+    attempts_text: str = ""
+    timing_text: str = ""
     progress: float = 0.0
+    progress_percent: int = 0
     progress_text: str = ""
     message: str = ""
     error: str = ""
@@ -38,6 +48,7 @@ class TaskState:
     connection: str = "idle"
     connection_color: str = CONNECTION_LOOKS["idle"].color
     connection_icon: str = CONNECTION_LOOKS["idle"].icon
+    row: Task | None = None  # the full row behind the view, for timing and attempts
 
     def apply(self, view: TaskView) -> None:
         """Copy a TaskView snapshot into the bindable fields."""
@@ -56,7 +67,12 @@ class TaskState:
         self.is_processing = bool(view.is_processing)
         self.is_completed = bool(view.is_completed)
         self.is_failed = bool(view.is_failed)
+        self.is_cancelled = bool(view.is_cancelled)
+        self.is_terminal = bool(view.is_terminal)
         self.is_active = bool(view.is_active)
+        self.can_cancel = self.is_active and not self.cancel_requested
+        self.kind = view.kind or ""
+        self.progress_percent = progress
         self.progress = progress / 100
         self.progress_text = f"{progress} %"
         self.message = view.message or ""
@@ -66,6 +82,40 @@ class TaskState:
         self.connection = connection
         self.connection_color = connection_look.color
         self.connection_icon = connection_look.icon
+
+    def apply_row(self, task: Task | None, now: datetime | None = None) -> None:
+        """Show what only the full row has: attempts, cancel request, elapsed time and ETA."""
+        self.row = task
+        self.cancel_requested = bool(task and task.cancel_requested and not self.is_terminal)
+        self.can_cancel = self.is_active and not self.cancel_requested
+        if task is not None and task.attempts > 1:
+            self.attempts_text = f"attempt {task.attempts} of {task.max_attempts}"
+        else:
+            self.attempts_text = ""
+        self.tick(now)
+
+    def tick(self, now: datetime | None = None) -> None:
+        """Recompute elapsed time and ETA (called every second while a task runs)."""
+        task = self.row
+        if task is None or task.id != self.task_id:
+            self.timing_text = ""
+            return
+        now = now or datetime.now(UTC)
+        if self.is_pending:
+            waited = (
+                format.duration((now - task.created_at).total_seconds()) if task.created_at else ""
+            )
+            self.timing_text = f"waiting {waited}" if waited else ""
+        elif task.started_at is None:
+            self.timing_text = ""
+        else:
+            end = task.finished_at if self.is_terminal and task.finished_at else now
+            elapsed = (end - task.started_at).total_seconds()
+            text = f"{'took' if self.is_terminal else 'elapsed'} {format.duration(elapsed)}"
+            left = None if self.is_terminal else format.eta(self.progress_percent, elapsed)
+            self.timing_text = (
+                text if left is None else f"{text} · about {format.duration(left)} left"
+            )
 
 
 def _word(value: Any) -> str:

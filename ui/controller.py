@@ -1,0 +1,257 @@
+"""PageController: binds one tab to its browser's Viewer (shared by every surface).
+
+It mirrors the active task into a TaskState, loads a completed task's result, keeps the
+history list current and forwards the person's actions (submit, cancel, watch, re-run) to
+the services. Live updates come only from the context's one channel: the history is read
+again when the active task changes status, after every action, and (slowly) while an older
+task that is not the active one is still unfinished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from nicegui import app, background_tasks, ui
+from nicegui.client import Client
+
+from services.errors import ServiceError
+from services.models import Notice, Task, TaskStatus, TaskView
+from services.tasks_api import TasksApi
+from ui import design
+from ui.components import result_view
+from ui.history import HistoryList
+from ui.state import TaskState
+from ui.viewers import ACTIVE_TASK_KEY, Viewer, Viewers
+
+log = logging.getLogger(__name__)
+
+# While the list shows an unfinished task other than the active one, read it this often.
+HISTORY_POLL_SECONDS = 10.0
+
+
+class PageController:
+    """One tab's live task, result, history and actions."""
+
+    def __init__(self, client: Client, viewers: Viewers, *, dark: bool = False) -> None:
+        self.client = client
+        self.viewers = viewers
+        self.dark = dark
+        self.state = TaskState()
+        self.viewer: Viewer | None = None
+        self.api: TasksApi | None = None
+        self.history: HistoryList | None = None
+        self.result_box: ui.column | None = None
+        self.on_result: Callable[[dict[str, Any] | None], None] | None = None
+        self.on_terminal: Callable[[TaskView], None] | None = None
+        self.on_ready: Callable[[], None] | None = None
+        self._browser_id: str = app.storage.browser["id"]
+        self._forget: list[Callable[[], None]] = []
+        self._shown_result: str | None = None
+        self._last_status: TaskStatus | None = None
+        self._history_busy = False
+        self._history_again = False
+        self._last_history_read = 0.0
+
+    # Start-up and teardown
+
+    async def start(self) -> bool:
+        """Wait for the browser, sign in, follow the stored task; False when that failed."""
+        self.client.on_delete(self._leave)
+        await self.client.connected()
+        try:
+            self.viewer = await self.viewers.acquire(self._browser_id, app.storage.user)
+        except ServiceError as exc:
+            log.warning("could not open a session for browser %s: %s", self._browser_id, exc)
+            ui.notify(f"cannot reach the project: {exc}", type="negative", timeout=0)
+            if self.history is not None:
+                self.history.show([], None, str(exc))
+            return False
+        self.api = TasksApi(self.viewer.session.client)
+        self._forget.append(self.viewer.context.add_listener(self._on_view))
+        self._forget.append(self.viewer.context.add_notice_listener(self._on_notice))
+        self._on_view(self.viewer.context.view)
+        self.refresh_history()
+        if self.on_ready is not None:
+            self.on_ready()
+        return True
+
+    async def _leave(self) -> None:
+        for remove in self._forget:
+            remove()
+        await self.viewers.release(self._browser_id)
+
+    # Actions
+
+    async def submit(self, kind: str, params: dict[str, Any]) -> bool:
+        """Submit a task and watch it; False (with a toast) when it was refused."""
+        if self.viewer is None:
+            ui.notify("not connected to the project yet", type="warning")
+            return False
+        try:
+            await self.viewer.submit(kind, params)
+        except ServiceError as exc:
+            ui.notify(str(exc), type="negative")
+            return False
+        self.refresh_history()
+        return True
+
+    async def cancel(self) -> None:
+        """Cancel the active task (the worker stops a running one at its next report)."""
+        task_id = self.state.task_id
+        if self.api is None or self.viewer is None or task_id is None:
+            return
+        try:
+            task = await self.api.cancel(task_id)
+        except ServiceError as exc:
+            ui.notify(str(exc), type="negative")
+            return
+        if task.status == TaskStatus.PROCESSING:
+            # The view does not carry the cancel flag; show "stopping…" from this row.
+            self.state.apply_row(task)
+            ui.notify("asked the worker to stop the task", type="info")
+        await self.viewer.context.refresh()
+        self.refresh_history()
+
+    async def watch(self, task_id: str | None) -> None:
+        """Make a task (None: no task) the active one for this browser."""
+        if self.viewer is None:
+            return
+        if task_id is None:
+            app.storage.user.pop(ACTIVE_TASK_KEY, None)
+        else:
+            user_id = self.viewer.session.user_id
+            app.storage.user[ACTIVE_TASK_KEY] = {"user_id": user_id, "task_id": task_id}
+        await self.viewer.context.set_task(task_id)
+        if self.history is not None and self.history.tasks is not None:
+            self.history.show(self.history.tasks, task_id)
+
+    async def rerun(self, task_id: str) -> None:
+        """Submit a new task with the same kind and parameters as `task_id`."""
+        if self.api is None or self.viewer is None:
+            return
+        try:
+            await self.api.rerun(task_id, self.viewer)
+        except ServiceError as exc:
+            ui.notify(str(exc), type="negative")
+            return
+        self.refresh_history()
+
+    async def params_of(self, task_id: str) -> tuple[str, dict[str, Any]] | None:
+        """The kind and parameters of a task, for filling the form."""
+        if self.api is None:
+            return None
+        try:
+            return await self.api.params(task_id)
+        except ServiceError as exc:
+            ui.notify(str(exc), type="negative")
+            return None
+
+    def tick(self) -> None:
+        """Every second: elapsed time and ETA; history times and unfinished rows now and then."""
+        self.state.tick()
+        history = self.history
+        if history is None or history.tasks is None:
+            return
+        loop = asyncio.get_running_loop()
+        waiting = any(
+            not task.status.is_terminal and task.id != self.state.task_id for task in history.tasks
+        )
+        interval = HISTORY_POLL_SECONDS if waiting else 30.0
+        if loop.time() - self._last_history_read >= interval:
+            self.refresh_history()
+
+    # History
+
+    def refresh_history(self) -> None:
+        """Read the history again (coalesced: one read at a time, one more if asked meanwhile)."""
+        if self.history is None or self.api is None:
+            return
+        if self._history_busy:
+            self._history_again = True
+            return
+        self._history_busy = True
+        background_tasks.create(self._read_history(), name="read history")
+
+    async def _read_history(self) -> None:
+        assert self.api is not None and self.history is not None
+        try:
+            while True:
+                self._history_again = False
+                self._last_history_read = asyncio.get_running_loop().time()
+                try:
+                    tasks: list[Task] = await self.api.recent()
+                    error = ""
+                except ServiceError as exc:
+                    tasks, error = self.history.tasks or [], str(exc)
+                if self.client.is_deleted:
+                    return
+                self.history.show(tasks, self.state.task_id, error)
+                if not self._history_again:
+                    return
+        finally:
+            self._history_busy = False
+
+    # Listeners
+
+    def _on_view(self, view: TaskView) -> None:
+        self.state.apply(view)
+        task = self.viewer.context.task if self.viewer is not None else None
+        task = task if task is not None and task.id == view.task_id else None
+        self.state.apply_row(task)
+        self._patch_history(task)
+        if view.status != self._last_status:
+            previous, self._last_status = self._last_status, view.status
+            if previous is not None or view.status is not None:
+                self.refresh_history()
+            if view.is_terminal and previous is not None and self.on_terminal is not None:
+                self.on_terminal(view)
+        if not view.is_completed and self._shown_result is not None:
+            self._shown_result = None
+            self._show_payload(None, clear_only=True)
+        elif view.is_completed and view.result_id and view.result_id != self._shown_result:
+            self._shown_result = view.result_id
+            background_tasks.create(self._load_result(view.result_id), name="load result")
+
+    def _patch_history(self, task: Task | None) -> None:
+        """Show the active task's live row in the history list too (no extra read)."""
+        history = self.history
+        if task is None or history is None or not history.tasks:
+            return
+        rows = [task if row.id == task.id else row for row in history.tasks]
+        if rows != history.tasks:
+            history.show(rows, task.id, history.error)
+
+    def _on_notice(self, notice: Notice) -> None:
+        if not self.client.is_deleted:
+            with self.client:
+                ui.notify(notice.text, type=notice.level)
+
+    async def _load_result(self, result_id: str) -> None:
+        assert self.viewer is not None
+        try:
+            payload = await self.viewer.result(result_id)
+        except ServiceError as exc:
+            with self.client:
+                ui.notify(f"could not load the result: {exc}", type="negative")
+            return
+        if self.state.result_id != result_id or self.client.is_deleted:
+            return  # another task became active meanwhile
+        self._show_payload(payload)
+
+    def _show_payload(self, payload: dict[str, Any] | None, clear_only: bool = False) -> None:
+        if self.on_result is not None:
+            self.on_result(None if clear_only else payload)
+        box = self.result_box
+        if box is None or box.is_deleted:
+            return
+        box.clear()
+        if clear_only:
+            return
+        with box:
+            if payload is None:
+                ui.label("The result is not available.").classes(design.MUTED)
+            else:
+                result_view(payload, self.dark)
