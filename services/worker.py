@@ -295,6 +295,7 @@ class Worker:
         renew_every = max(1.0, self.lease_seconds / 3)
         sent: tuple[int, str | None] | None = None
         sent_at = 0.0
+        failures = 0
         try:
             while not job_run.done():
                 changed = asyncio.ensure_future(reporter.changed.wait())
@@ -312,7 +313,12 @@ class Worker:
                     await asyncio.sleep(wait)
                 value, sent_at = reporter.latest, time.monotonic()
                 cancel_requested = await self._report(task, *value)
-                sent = value
+                if cancel_requested is None:  # API unreachable: back off, keep the job going
+                    failures += 1
+                    delay = _backoff(failures, self._rng, cap=renew_every)
+                    await asyncio.wait({job_run}, timeout=delay)
+                    continue
+                failures, sent = 0, value
                 if cancel_requested:
                     log.info("task %s: cancel requested", task.id)
                     reporter.cancel()
@@ -325,8 +331,8 @@ class Worker:
             return True
         return False
 
-    async def _report(self, task: Task, percent: int, message: str | None) -> bool:
-        """One report_progress call; True when the user asked to cancel."""
+    async def _report(self, task: Task, percent: int, message: str | None) -> bool | None:
+        """One report_progress call; True when the user asked to cancel, None on failure."""
         try:
             response = await self._rpc(
                 "report_progress",
@@ -337,7 +343,7 @@ class Worker:
             raise
         except Exception as exc:
             log.warning("task %s: progress report failed: %s", task.id, exc)
-            return False
+            return None
         return response is True
 
     # Finishing

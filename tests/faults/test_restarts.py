@@ -17,7 +17,7 @@ async def test_localbase_restarted_mid_task(
 ) -> None:
     task = await session.submit("demo", {"steps": 30, "step_seconds": 0.1})
     context, _ = await watch(session, task)
-    worker = await start_worker()
+    await start_worker()
     await eventually(lambda: context.view.progress > 0)
 
     await stack.restart()
@@ -27,7 +27,6 @@ async def test_localbase_restarted_mid_task(
     assert row["status"] == "completed"
     assert context.view.is_completed and context.view.progress == 100
     assert context.view.result_id == str(row["result_id"])
-    assert worker.tasks_done >= 1
     await context.dispose()
 
 
