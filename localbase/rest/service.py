@@ -490,7 +490,7 @@ def database_error(error: asyncpg.PostgresError, role: str) -> PostgrestError:
     return PostgrestError(
         status_for_sqlstate(sqlstate, role=role),
         sqlstate,
-        error.message if hasattr(error, "message") else str(error),
+        getattr(error, "message", None) or str(error),
         details=getattr(error, "detail", None),
         hint=getattr(error, "hint", None),
     )

@@ -269,7 +269,7 @@ def _condition(table: Table, item: Filter | LogicTree, params: Params) -> str:
     elif operator in FTS_OPERATORS:
         sql = _fts(column, column_type, item, params)
     elif item.modifier in {"any", "all"}:
-        values = f"{params.add(str(item.value))}::text[]"
+        values = f"{params.add(str(item.value))}::text::text[]"
         if operator in _TEXT_MATCHES:
             if operator in {"like", "ilike"}:
                 values = f"array(select replace(_lb_v, '*', '%') from unnest({values}) as _lb_v)"
