@@ -68,6 +68,11 @@ class Viewer:
         await self.context.set_task(task.id, initial=task)
         return task
 
+    async def refresh(self) -> None:
+        """Show the current state now: call on a NiceGUI websocket reconnect
+        (`client.on_connect`) and when the tab becomes visible again."""
+        await self.context.refresh()
+
     async def result(self, result_id: str) -> dict[str, Any] | None:
         """The stored result payload, or None when it is not visible."""
         return await self.session.result(result_id)
