@@ -540,11 +540,14 @@ def simulate() -> None:
     from nicegui import ui
 
     from services.settings import Settings
+    from ui.pages import PageOptions
 
     settings = Settings()
     if not settings.is_configured:
         raise RuntimeError("the simulated app needs SUPABASE_URL and a public key in the env")
-    wire_app(settings, load_registry([]))
+    registry = load_registry([])
+    reset = float(os.environ.get(KIOSK_RESET_ENV) or DEFAULT_KIOSK_RESET)
+    wire_app(settings, registry, PageOptions(kiosk_reset=reset))
     secret = os.environ.get(STORAGE_SECRET_ENV) or secrets.token_urlsafe(32)
     ui.run(reload=False, title="Tasklight", storage_secret=secret)
 

@@ -48,7 +48,7 @@ class HistoryList:
             )
             return
         now = datetime.now(UTC)
-        with ui.list().props("separator").classes("w-full"):
+        with ui.list().props("separator").classes("w-full").mark("history-list"):
             for task in self.tasks:
                 self._row(task, now)
 
@@ -62,7 +62,8 @@ class HistoryList:
             with ui.item_section().props("avatar"):
                 ui.icon(look.icon, color=look.color).tooltip(task.status.value)
             with ui.item_section():
-                ui.item_label(f"{task.kind} · {task.status.value}").classes("text-weight-medium")
+                title = ui.item_label(f"{task.kind} · {task.status.value}")
+                title.classes("text-weight-medium").mark("history-title")
                 ui.item_label(_detail(task, now)).props("caption")
             if task.status.is_terminal:
                 with ui.item_section().props("side"):

@@ -43,6 +43,7 @@ def project_env(localbase: LocalbaseThread, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("SUPABASE_PUBLISHABLE_KEY", localbase.keys.publishable_key)
     monkeypatch.setenv("SUPABASE_SECRET_KEY", localbase.keys.secret_key)
     monkeypatch.setenv("TASKLIGHT_STORAGE_SECRET", "tasklight ui tests")
+    monkeypatch.setenv("TASKLIGHT_KIOSK_RESET", "2")
 
 
 @pytest.fixture

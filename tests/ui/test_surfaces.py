@@ -1,0 +1,154 @@
+"""Each surface through NiceGUI's simulated user: CSV upload, cancel, history, kiosk, embed."""
+
+from __future__ import annotations
+
+import pytest
+from nicegui import ui
+from nicegui.elements.upload_files import SmallFileUpload
+from nicegui.testing.user import User
+from nicegui.testing.user_interaction import UserInteraction
+
+from tests.ui.conftest import wait_until
+from tests.ui.test_landing import _one, _ready, _status
+
+pytestmark = pytest.mark.integration
+
+CSV = b"city,temp\nOslo,3.5\nRome,18\nLima,20.5\nOslo,-1\n"
+
+
+async def _choose(user: User, kind: str) -> None:
+    _one(user, "kind").value = kind  # type: ignore[attr-defined]
+    await user.should_see(marker="bins" if kind == "csv" else "steps")
+
+
+async def _upload(user: User, name: str, data: bytes) -> None:
+    upload = next(iter(user.find(ui.upload).elements))
+    await upload.handle_uploads([SmallFileUpload(name=name, content_type="text/csv", _data=data)])
+
+
+async def test_an_uploaded_csv_is_profiled_into_a_table_and_a_chart(user: User) -> None:
+    await user.open("/")
+    await _ready(user)
+    await _choose(user, "csv")
+
+    await _upload(user, "weather.csv", CSV)
+    await user.should_see("weather.csv · 45 bytes · 5 lines")
+    user.find(marker="submit").click()
+
+    await wait_until(lambda: _status(user) == "completed", 30, "the csv task to complete")
+    await user.should_see("weather.csv: 4 rows × 2 columns", retries=50)
+    await user.should_see(marker="result-column_profile")
+    chart = _one(user, "result-chart")
+    assert chart.options["title"]["text"] == "Distribution of temp"  # type: ignore[attr-defined]
+
+
+async def test_bad_files_and_a_missing_file_are_refused_inline(user: User) -> None:
+    await user.open("/")
+    await _ready(user)
+    await _choose(user, "csv")
+
+    user.find(marker="submit").click()
+    await user.should_see("choose a file first")
+
+    await _upload(user, "photo.csv", b"\x89PNG\x00\x00binary")
+    await user.should_see("photo.csv: not a text file")
+    await _upload(user, "latin.csv", "name\nJosé\n".encode("latin-1"))
+    await user.should_see("latin.csv: not UTF-8 text")
+    assert _status(user) == "no task yet"
+
+
+async def test_the_owner_cancels_a_running_task(user: User) -> None:
+    await user.open("/")
+    await _ready(user)
+    _one(user, "steps").value = 50  # type: ignore[attr-defined]
+    _one(user, "step_seconds").value = 0.2  # type: ignore[attr-defined]
+    user.find(marker="submit").click()
+    await wait_until(lambda: _status(user) == "processing", 20, "the task to start")
+
+    user.find(marker="cancel").click()
+
+    await wait_until(lambda: _status(user) == "cancelled", 20, "the task to be cancelled")
+    await user.should_see("The task was cancelled")
+    await user.should_not_see(marker="result")
+
+
+async def test_history_lists_tasks_newest_first_and_switches_and_reruns(user: User) -> None:
+    await user.open("/")
+    await _ready(user)
+    await user.should_see(marker="history-empty", retries=50)
+    _one(user, "steps").value = 1  # type: ignore[attr-defined]
+    _one(user, "step_seconds").value = 0  # type: ignore[attr-defined]
+    user.find(marker="submit").click()
+    await wait_until(lambda: _status(user) == "completed", 30, "the first task")
+    first = _one(user, "task-id").text  # type: ignore[attr-defined]
+    _one(user, "fail_at_step").value = 1  # type: ignore[attr-defined]
+    user.find(marker="submit").click()
+    await wait_until(lambda: _status(user) == "failed", 30, "the second task")
+    await wait_until(lambda: _titles(user) == ["demo · failed", "demo · completed"], 10,
+                     "both tasks in the history, newest first")  # fmt: skip
+
+    _click(user, _rows(user)[1])
+
+    await wait_until(lambda: _status(user) == "completed", 10, "switching to the first task")
+    assert _one(user, "task-id").text == first  # type: ignore[attr-defined]
+
+    # The button stops the click from also reaching its row: its listener is `click.stop`.
+    _click(user, _descendant(_rows(user)[1], "rerun"), "click.stop")
+
+    await wait_until(lambda: len(_rows(user)) == 3, 20, "a third history row")
+    await wait_until(lambda: _status(user) == "completed", 30, "the re-run to complete")
+    assert _one(user, "task-id").text != first  # type: ignore[attr-defined]
+
+
+def _rows(user: User) -> list[ui.element]:
+    """The history rows in page order."""
+    lists = user.find(marker="history-list").elements
+    return list(next(iter(lists)).default_slot.children) if lists else []
+
+
+def _titles(user: User) -> list[str]:
+    return [_descendant(row, "history-title").text for row in _rows(user)]  # type: ignore[attr-defined]
+
+
+def _descendant(element: ui.element, marker: str) -> ui.element:
+    return next(e for e in element.descendants() if marker in e._markers)
+
+
+def _click(user: User, element: ui.element, event: str = "click") -> None:
+    UserInteraction(user, {element}, None).trigger(event)
+
+
+async def test_the_kiosk_runs_one_job_and_resets_to_a_fresh_form(user: User) -> None:
+    await user.open("/kiosk")
+    await _ready(user)
+    await user.should_not_see(marker="kind")
+    await user.should_not_see(marker="history")
+    _one(user, "steps").value = 1  # type: ignore[attr-defined]
+    _one(user, "step_seconds").value = 0  # type: ignore[attr-defined]
+
+    user.find(marker="submit").click()
+
+    await wait_until(lambda: _status(user) == "completed", 30, "the kiosk task")
+    await user.should_see("A new form appears in", retries=30)
+    await wait_until(lambda: _status(user) == "no task yet", 10, "the kiosk to reset")
+    assert _one(user, "steps").value == 5  # type: ignore[attr-defined]
+
+
+async def test_the_embed_page_submits_the_query_parameters(user: User) -> None:
+    await user.open("/embed?kind=demo&steps=2&step_seconds=0")
+    await _ready(user)
+    await user.should_not_see(marker="history")
+    await user.should_not_see("New task")
+
+    user.find(marker="submit").click()
+
+    await wait_until(lambda: _status(user) == "completed", 30, "the embedded task")
+    await user.should_see("2 steps done", retries=50)
+
+
+async def test_the_embed_page_explains_bad_query_parameters(user: User) -> None:
+    await user.open("/embed?kind=demo&steps=0")
+
+    await user.should_see("invalid parameters: steps: Input should be greater than or equal to 1")
+    await user.open("/embed?kind=nope")
+    await user.should_see("Unknown job kind 'nope'")
