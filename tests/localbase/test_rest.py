@@ -82,16 +82,26 @@ async def test_users_cannot_change_status(localbase: LocalbaseThread) -> None:
     async with signed_in_user(localbase) as alice:
         task = (await alice.table("tasks").insert({"kind": "demo"}).execute()).data[0]
 
-        updated = (
-            await alice.table("tasks")
-            .update({"status": "completed"})
-            .eq("id", task["id"])
-            .execute()
-        )
+        with pytest.raises(APIError) as error:
+            await (
+                alice.table("tasks").update({"status": "completed"}).eq("id", task["id"]).execute()
+            )
         after = await alice.table("tasks").select("status").eq("id", task["id"]).single().execute()
 
-    assert updated.data == []
+    assert error.value.code == "42501"
     assert after.data == {"status": "pending"}
+
+
+async def test_users_cannot_choose_system_columns_on_insert(localbase: LocalbaseThread) -> None:
+    async with signed_in_user(localbase) as alice:
+        with pytest.raises(APIError) as error:
+            await (
+                alice.table("tasks")
+                .insert({"kind": "demo", "created_at": "-infinity", "max_attempts": 10})
+                .execute()
+            )
+
+    assert error.value.code == "42501"
 
 
 async def test_single_with_no_rows_is_406_pgrst116(localbase: LocalbaseThread) -> None:
