@@ -123,8 +123,11 @@ def parse_field(text: str) -> tuple[str, JsonPath]:
     return name, tuple(path)
 
 
-def parse_filter(column: str, raw: str) -> Filter:
-    """Parse ``<column>=[not.]<op>[(any|all|<fts config>)].<value>`` (query string form)."""
+def parse_filter(column: str, raw: str, *, in_tree: bool = False) -> Filter:
+    """Parse ``<column>=[not.]<op>[(any|all|<fts config>)].<value>`` (query string form).
+
+    Inside logic trees (``in_tree``) a value may be double-quoted, e.g. ``s.eq."a,b"``.
+    """
     name, path = parse_field(column)
     negated = False
     text = raw
@@ -161,6 +164,8 @@ def parse_filter(column: str, raw: str) -> Filter:
                 "is expects null, not_null, true, false or unknown",
             )
         return Filter(name, operator, value.lower(), negated, path)
+    if in_tree and modifier is None:
+        value = _unquote(value)
     return Filter(name, operator, value, negated, path, modifier)
 
 
@@ -188,7 +193,7 @@ def _parse_children(text: str, raw: str) -> tuple[Filter | LogicTree, ...]:
             column, dot, rest = _split_column(item)
             if not dot:
                 raise QueryError(f'"failed to parse logic tree ({raw})"', f"bad filter {item!r}")
-            children.append(parse_filter(column, rest))
+            children.append(parse_filter(column, rest, in_tree=True))
     if not children:
         raise QueryError(f'"failed to parse logic tree ({raw})"', "empty logic tree")
     return tuple(children)
