@@ -58,6 +58,7 @@ class Database:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
+        self._timeouts: dict[str, str] | None = None
 
     @classmethod
     async def connect(cls, dsn: str, min_size: int = 1, max_size: int = 10) -> Database:
@@ -90,12 +91,34 @@ class Database:
             raise InvalidRole(role)
         claims = {**claims, "role": role}
         async with self.pool.acquire() as conn, conn.transaction():
+            timeout = (await self._role_timeouts(conn)).get(role)
             await conn.execute(
-                "select set_config('role', $1, true), set_config('request.jwt.claims', $2, true)",
+                "select set_config('role', $1, true), set_config('request.jwt.claims', $2, true),"
+                " set_config('statement_timeout',"
+                " coalesce($3, current_setting('statement_timeout')), true)",
                 role,
                 json.dumps(claims),
+                timeout,
             )
             yield conn
+
+    async def _role_timeouts(self, conn: asyncpg.Connection) -> dict[str, str]:
+        """Each JWT role's own ``statement_timeout`` (e.g. anon 3s, authenticated 8s).
+
+        Switching role with set_config does not apply ``ALTER ROLE ... SET`` settings, so
+        they are read once from the catalog and set per transaction, as PostgREST does.
+        """
+        if self._timeouts is None:
+            rows = await conn.fetch(
+                "select r.rolname, c.setting from pg_db_role_setting s"
+                " join pg_roles r on r.oid = s.setrole, unnest(s.setconfig) as c(setting)"
+                " where r.rolname = any($1::text[]) and s.setdatabase in"
+                " (0, (select oid from pg_database where datname = current_database()))"
+                " and c.setting like 'statement_timeout=%'",
+                sorted(JWT_ROLES),
+            )
+            self._timeouts = {row["rolname"]: row["setting"].split("=", 1)[1] for row in rows}
+        return self._timeouts
 
     @asynccontextmanager
     async def as_superuser(self) -> AsyncIterator[asyncpg.Connection]:

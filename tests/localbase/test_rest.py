@@ -196,3 +196,22 @@ async def test_count_exact_fills_content_range(service_client: AsyncClient) -> N
     result = await service_client.table("tasks").select("id", count="exact").limit(1).execute()
 
     assert result.count is not None and result.count >= len(result.data)
+
+
+async def test_requests_run_with_their_roles_statement_timeout(
+    localbase: LocalbaseThread,
+) -> None:
+    from localbase.database import Database
+
+    database = await Database.connect(localbase.postgres.dsn)
+    try:
+        async with database.as_claims({"role": "anon"}) as conn:
+            anon = await conn.fetchval("show statement_timeout")
+        async with database.as_claims({"role": "authenticated", "sub": "x"}) as conn:
+            authenticated = await conn.fetchval("show statement_timeout")
+        async with database.as_claims({"role": "service_role"}) as conn:
+            service = await conn.fetchval("show statement_timeout")
+    finally:
+        await database.close()
+
+    assert (anon, authenticated, service) == ("3s", "8s", "0")
