@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -82,13 +84,16 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = Stack(tmp_path_factory.mktemp("faults"))
+def stack() -> Iterator[Stack]:
+    # Own temp dir: pytest prunes old basetemps, which concurrent pytest runs can hit.
+    stack_dir = tempfile.mkdtemp(prefix="tasklight-faults-")
+    running = Stack(Path(stack_dir))
     running.start()
     try:
         yield running
     finally:
         running.stop()
+        shutil.rmtree(stack_dir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -21,14 +24,17 @@ LIFETIME = 3
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack() -> Iterator[Stack]:
     """Overrides the shared stack: one whose user tokens expire after LIFETIME seconds."""
-    running = Stack(tmp_path_factory.mktemp("tokens"), access_token_lifetime=LIFETIME)
+    # Own temp dir: pytest prunes old basetemps, which concurrent pytest runs can hit.
+    stack_dir = tempfile.mkdtemp(prefix="tasklight-tokens-")
+    running = Stack(Path(stack_dir), access_token_lifetime=LIFETIME)
     running.start()
     try:
         yield running
     finally:
         running.stop()
+        shutil.rmtree(stack_dir, ignore_errors=True)
 
 
 @pytest.fixture
