@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from starlette.responses import JSONResponse
@@ -57,6 +59,7 @@ class Outbox:
         self.closed = False
         self.close_code: int | None = None  # set to close the socket once the queue is sent
         self.changed = asyncio.Event()  # channels or tokens changed: re-plan the expiry check
+        self.reset: Callable[[], None] = lambda: None  # crash the postgres_changes channels
 
     def push(self, text: str) -> None:
         if not self.closed:
@@ -107,6 +110,7 @@ async def serve_socket(service: RealtimeService, websocket: WebSocket) -> None:
     sender = asyncio.create_task(outbox.drain(), name="realtime-send")
     expiry = asyncio.create_task(_expire_tokens(service, protocol, outbox), name="realtime-exp")
     tasks: set[asyncio.Task[None]] = set()
+    outbox.reset = lambda: _apply(service, protocol.crash_postgres_changes(), outbox, tasks)
     service.sockets.add(outbox)
     try:
         await _receive_loop(service, websocket, protocol, outbox, tasks)
@@ -198,11 +202,27 @@ def _apply(
             outbox.close(1001)
 
 
+SUBSCRIBE_RETRY_SECONDS = (1.0, 2.0, 5.0, 10.0)
+
+
 async def _subscribe(service: RealtimeService, effect: Subscribe, outbox: Outbox) -> None:
-    try:
-        await service.subscribe(effect.channel, outbox)
-    except Exception:
-        log.exception("subscription of %s failed", effect.channel.topic)
+    """Subscribe, retrying while the database is unreachable (upstream retries too, and a
+    system error would make the client rejoin into a duplicate-join close)."""
+    for attempt in itertools.count():
+        try:
+            await service.subscribe(effect.channel, outbox)
+            return
+        except Exception as exc:
+            if effect.channel.closed or outbox.closed:
+                return
+            delay = SUBSCRIBE_RETRY_SECONDS[min(attempt, len(SUBSCRIBE_RETRY_SECONDS) - 1)]
+            log.warning(
+                "subscription of %s failed (%s); retrying in %.0f s",
+                effect.channel.topic,
+                exc,
+                delay,
+            )
+            await asyncio.sleep(delay)
 
 
 async def _expire_tokens(

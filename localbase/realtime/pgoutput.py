@@ -337,6 +337,11 @@ class TransactionAssembler:
         self.relations: dict[int, Relation] = {}
         self._current: Transaction | None = None
 
+    @property
+    def in_transaction(self) -> bool:
+        """True between a Begin and its Commit."""
+        return self._current is not None
+
     def feed(self, data: bytes) -> Transaction | None:
         """Consume one message; return the transaction it completes, if any."""
         message = decode_message(data)

@@ -328,6 +328,19 @@ class ChannelProtocol:
         self.channels.clear()
         return effects
 
+    def crash_postgres_changes(self) -> list[Effect]:
+        """Drop every channel with postgres_changes bindings as a crashed channel process:
+        ``phx_error`` with the join ref, so the client rejoins (and its app fetches)."""
+        effects: list[Effect] = []
+        for channel in [c for c in self.channels.values() if c.bindings]:
+            del self.channels[channel.topic]
+            channel.closed = True
+            effects += [
+                Left(channel),
+                Send(Frame(channel.topic, "phx_error", {}, channel.join_ref)),
+            ]
+        return effects
+
     def next_expiry(self) -> float | None:
         """The earliest ``exp`` (epoch seconds) of the joined channels' tokens."""
         times = [c.expires_at for c in self.channels.values() if c.expires_at is not None]

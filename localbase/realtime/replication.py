@@ -11,8 +11,14 @@ Why temporary: the slot lives and dies with our connection, so a crashed or kill
 never leaves a slot behind that would pin WAL forever, and a restart simply starts from the
 current WAL position. Nothing is lost that anyone could receive: clients rejoin after a
 restart and only changes committed after their ``system`` message are promised (§4.6).
-If the connection drops while running, the thread reconnects with a new slot after a back-off;
-changes committed in the gap are not delivered (logged as a warning).
+If the connection drops while running (Postgres restarted, connection killed), the thread
+reconnects with a new slot after a back-off and then calls ``on_restart`` on the loop: changes
+committed in the gap were not decoded, so the service makes every postgres_changes channel
+rejoin (and its client fetch) instead of letting it look live while it missed something.
+
+WAL retention stays bounded even when nobody listens or only unpublished tables change
+(pgoutput then sends nothing, not even empty transactions): whenever every decoded
+transaction has been confirmed, the flush position reported is the server's WAL end.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5  # how long one wait for data may block before the stop flag is checked
 FEEDBACK_SECONDS = 1.0
+WAL_END_REFRESH_SECONDS = 5.0  # how often an idle stream asks the server for its WAL end
 RECONNECT_SECONDS = (0.5, 1.0, 2.0, 5.0)
 START_TIMEOUT_SECONDS = 30.0  # creating a slot waits for running transactions to finish
 
@@ -54,17 +61,27 @@ class ReplicationStream:
         deliver: called on the loop's thread with each committed transaction.
     """
 
-    def __init__(self, dsn: str, publication: str, deliver: Callable[[Transaction], None]) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        publication: str,
+        deliver: Callable[[Transaction], None],
+        on_restart: Callable[[], None] | None = None,
+    ) -> None:
         self.dsn = dsn
         self.publication = publication
         self.deliver = deliver
+        self.on_restart = on_restart
         self.slot_name = f"localbase_realtime_{os.getpid()}_{secrets.token_hex(4)}"
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._ready: asyncio.Future[None] | None = None
         self._confirmed_lsn = 0
+        self._delivered_lsn = 0  # end of the last transaction handed to the loop
         self._lock = threading.Lock()
+        self.restarts = 0
+        self._assembler: TransactionAssembler | None = None
 
     async def start(self) -> None:
         """Create the slot and start streaming; returns once changes are being captured.
@@ -103,7 +120,7 @@ class ReplicationStream:
         attempt = 0
         while not self._stop.is_set():
             try:
-                self._stream()
+                self._stream(restarted=attempt > 0)
                 return
             except Exception as exc:
                 if self._ready is not None and not self._ready.done():
@@ -131,7 +148,7 @@ class ReplicationStream:
         assert self._loop is not None
         self._loop.call_soon_threadsafe(resolve)
 
-    def _stream(self) -> None:
+    def _stream(self, *, restarted: bool) -> None:
         connection = psycopg2.connect(
             self.dsn,
             connection_factory=psycopg2.extras.LogicalReplicationConnection,
@@ -149,17 +166,26 @@ class ReplicationStream:
             )
             log.info("replication streaming %s through slot %s", self.publication, self.slot_name)
             self._signal_ready()
+            if restarted:
+                self.restarts += 1
+                assert self._loop is not None
+                if self.on_restart is not None:
+                    self._loop.call_soon_threadsafe(self.on_restart)
             self._consume(cursor)
         finally:
             connection.close()
 
     def _consume(self, cursor: psycopg2.extras.ReplicationCursor) -> None:
         assembler = TransactionAssembler()
-        sent_lsn, sent_at = 0, 0.0
+        self._assembler = assembler
+        sent_lsn, sent_at, asked_at = 0, 0.0, 0.0
         while not self._stop.is_set():
             message = cursor.read_message()
-            if message is None or time.monotonic() - sent_at > FEEDBACK_SECONDS:
-                sent_lsn, sent_at = self._feedback(cursor, sent_lsn), time.monotonic()
+            now = time.monotonic()
+            if now - sent_at > FEEDBACK_SECONDS:
+                ask = now - asked_at > WAL_END_REFRESH_SECONDS
+                sent_lsn, sent_at = self._feedback(cursor, sent_lsn, ask=ask), now
+                asked_at = now if ask else asked_at
             if message is None:
                 select.select([cursor], [], [], POLL_SECONDS)
                 continue
@@ -170,13 +196,23 @@ class ReplicationStream:
                 continue
             if transaction is not None and transaction.changes:
                 assert self._loop is not None
+                with self._lock:
+                    self._delivered_lsn = transaction.end_lsn
                 self._loop.call_soon_threadsafe(self.deliver, transaction)
             elif transaction is not None:
                 self.confirm(transaction.end_lsn)  # nothing to deliver, nothing to wait for
 
-    def _feedback(self, cursor: psycopg2.extras.ReplicationCursor, sent_lsn: int) -> int:
+    def _feedback(
+        self, cursor: psycopg2.extras.ReplicationCursor, sent_lsn: int, *, ask: bool
+    ) -> int:
+        """Report the flush position; ``ask`` requests a keepalive carrying the WAL end."""
         with self._lock:
             confirmed = self._confirmed_lsn
-        if confirmed > sent_lsn:
-            cursor.send_feedback(flush_lsn=confirmed)
+            idle = confirmed >= self._delivered_lsn
+        if idle and self._assembler is not None and not self._assembler.in_transaction:
+            # Everything decoded has been delivered: nothing before the server's WAL end is
+            # waiting on us, so let it recycle that WAL (bounded retention while idle).
+            confirmed = max(confirmed, cursor.wal_end or 0)
+        if confirmed > sent_lsn or ask:
+            cursor.send_feedback(flush_lsn=max(confirmed, sent_lsn), reply=ask)
         return max(confirmed, sent_lsn)

@@ -72,7 +72,9 @@ class RealtimeService:
         self.types = TypeRegistry()
         self.visibility = Visibility(replication_dsn)
         self.hub = Hub(self.types, self.visibility)
-        self.stream = ReplicationStream(replication_dsn, publication, self._receive)
+        self.stream = ReplicationStream(
+            replication_dsn, publication, self._receive, on_restart=self._replication_restarted
+        )
         # Real-service delays: join error replies (CHANNEL_ERROR_BACKOFF_MS) and refused
         # connections; the idle limit closes sockets that stopped heart-beating.
         self.join_error_delay = 5.0
@@ -83,6 +85,7 @@ class RealtimeService:
         self._topics: dict[str, dict[Channel, Sink]] = {}
         self._generation: dict[Channel, int] = {}
         self.presence = PresenceRegistry()
+        self._types_stale = False
         self.sockets: set[Any] = set()  # the gateway's open Outboxes
 
     async def start(self) -> None:
@@ -120,8 +123,9 @@ class RealtimeService:
             while not self._queue.empty() and len(batch) < MAX_BATCH:
                 batch.append(self._queue.get_nowait())
             try:
-                if any(self._has_unknown_types(t) for t in batch):
+                if self._types_stale or any(self._has_unknown_types(t) for t in batch):
                     await self._load_types()
+                    self._types_stale = False
                 await self.hub.dispatch(batch)
             except Exception:
                 log.exception("dropping %d transactions after an error", len(batch))
@@ -137,6 +141,17 @@ class RealtimeService:
     async def _load_types(self) -> None:
         async with self.database.as_superuser() as conn:
             self.types.update_from_rows(await conn.fetch(CATALOG_QUERY))
+
+    def _replication_restarted(self) -> None:
+        """Changes may have been missed while replication was down: make every
+        postgres_changes channel rejoin so its client resubscribes and catches up."""
+        log.warning(
+            "replication restarted; asking %d sockets to rejoin their postgres_changes channels",
+            len(self.sockets),
+        )
+        self._types_stale = True
+        for outbox in list(self.sockets):
+            outbox.reset()
 
     # Channel lifecycle, driven by the gateway.
 
