@@ -140,9 +140,15 @@ def result_view(payload: dict[str, Any], dark: bool = False) -> None:
             chart_view(value, dark)
             continue
         ui.label(_title(key)).classes("text-subtitle2 q-mt-sm")
-        if _is_table(value):
-            columns = [{"name": c, "label": _title(c), "field": c} for c in value[0]]
-            ui.table(columns=columns, rows=value).props("dense flat bordered").classes(
+        if _is_table(value) or _is_column_table(value):
+            names = list(value["columns"]) if isinstance(value, dict) else list(value[0])
+            rows = (
+                [dict(zip(names, row, strict=True)) for row in value["rows"]]
+                if isinstance(value, dict)
+                else value
+            )
+            columns = [{"name": c, "label": _title(c), "field": c, "align": "left"} for c in names]
+            ui.table(columns=columns, rows=rows).props("dense flat bordered").classes(
                 "w-full"
             ).mark(f"result-{key}")
         else:
@@ -163,6 +169,20 @@ def _is_table(value: Any) -> bool:
     return all(
         isinstance(row, dict) and list(row) == keys and all(_is_scalar(v) for v in row.values())
         for row in value
+    )
+
+
+def _is_column_table(value: Any) -> bool:
+    """`{"columns": [names], "rows": [[values], ...]}` with rows as long as the names."""
+    if not isinstance(value, dict) or set(value) != {"columns", "rows"}:
+        return False
+    names, rows = value["columns"], value["rows"]
+    return (
+        isinstance(names, list)
+        and isinstance(rows, list)
+        and all(isinstance(n, str) for n in names)
+        and all(isinstance(r, list) and len(r) == len(names) for r in rows)
+        and all(_is_scalar(v) for r in rows for v in r)
     )
 
 

@@ -128,7 +128,9 @@ def profile(params: CsvParams, reporter: Reporter) -> dict[str, Any]:
         raise JobError("the file has a header but no data rows with the same number of fields")
 
     reporter.progress(92, f"read {rows:,} rows; computing statistics")
-    table = [_summary(column, rows) for column in columns]
+    profiles = [_summary(column, rows) for column in columns]
+    # Columns and rows as lists: jsonb keeps list order but sorts the keys of an object.
+    table = {"columns": list(profiles[0]), "rows": [list(p.values()) for p in profiles]}
     chart = _chart(_chart_column(columns, params.chart_column), params.bins)
     reporter.progress(100, f"profiled {rows:,} rows")
     result: dict[str, Any] = {
@@ -233,4 +235,4 @@ def _label(value: float) -> str:
 
 
 def _round(value: float) -> float:
-    return float(f"{value:.6g}")
+    return float(f"{value:.4g}")

@@ -34,7 +34,9 @@ async def test_columns_are_profiled_and_the_first_numeric_one_is_charted() -> No
 
     assert result["summary"] == "weather.csv: 4 rows × 3 columns"
     assert (result["rows"], result["columns"], result["delimiter"]) == (4, 3, ";")
-    city, temp, rain = result["column_profile"]
+    table = result["column_profile"]
+    assert table["columns"][:3] == ["column", "type", "filled"]
+    city, temp, rain = (dict(zip(table["columns"], row, strict=True)) for row in table["rows"])
     assert (city["type"], city["distinct"], city["most_common"]) == ("text", 3, "Oslo (2)")
     assert (temp["type"], temp["min"], temp["max"], temp["mean"]) == ("number", -1, 20.5, 10.25)
     assert (rain["filled"], rain["missing"]) == (3, 1)
