@@ -111,3 +111,31 @@ def test_localbase_prints_its_settings_first_and_stops_postgres_on_sigterm(
 
     assert status == 0
     assert not (data_dir / "pgdata" / "postmaster.pid").exists()
+
+
+def test_native_without_the_extra_says_what_to_install(
+    clean_env: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(main, "native_available", lambda: False)
+
+    status = main.main(["run", "--native", "--data-dir", str(clean_env)])
+
+    assert status == 1
+    assert "uv sync --extra native" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--kiosk-kind", "nope"], "--kiosk-kind 'nope' is not a job kind; known: demo, csv"),
+        (["--kiosk-reset", "-1"], "--kiosk-reset must be 0 or more seconds"),
+        (["--root-path", "tasklight"], "--root-path 'tasklight' must start with /"),
+    ],
+)
+def test_surface_options_are_checked_before_anything_starts(
+    clean_env: Path, capsys: pytest.CaptureFixture, option: list[str], message: str
+) -> None:
+    status = main.main(["run", "--no-show", *option, "--data-dir", str(clean_env)])
+
+    assert status == 1
+    assert message in capsys.readouterr().err
