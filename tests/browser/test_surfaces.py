@@ -141,7 +141,7 @@ def test_the_history_switches_the_active_task(app: App, browser) -> None:
     browser.find_elements(By.CSS_SELECTOR, rows)[1].click()  # the older, completed one
 
     _wait(browser, lambda d: _status(d) == "completed", 20, "the first task again", app)
-    assert "1 step done" in browser.find_element(By.TAG_NAME, "body").text
+    _wait(browser, lambda d: "1 step done" in d.page_source, 20, "its result", app)
 
 
 def test_the_embed_page_runs_a_task_without_chrome(app: App, browser) -> None:
