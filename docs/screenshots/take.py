@@ -9,6 +9,7 @@ Needs /usr/bin/chromium and /usr/bin/chromedriver. Writes PNGs next to this file
 from __future__ import annotations
 
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -151,6 +152,7 @@ def main(base: str) -> None:
         shoot(browser, "embed")
     finally:
         browser.quit()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
