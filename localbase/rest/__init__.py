@@ -1,4 +1,4 @@
-"""``/rest/v1``: the subset of PostgREST the app and the worker use (protocol doc §3)."""
+"""``/rest/v1``: PostgREST's surface as postgrest-py sends it (protocol doc §3)."""
 
 from localbase.rest.service import create_rest_app
 
