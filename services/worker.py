@@ -216,7 +216,15 @@ class Worker:
         rows = response.data or []
         if not rows:
             return False
-        task = Task.model_validate(rows[0])
+        try:
+            task = Task.model_validate(rows[0])
+        except ValidationError as exc:
+            # One unreadable row must fail alone, not look like an outage to the claim loop.
+            task_id = str(rows[0].get("id", "")) if isinstance(rows[0], dict) else ""
+            log.error("claimed task %s is unreadable: %s", task_id or "?", exc)
+            if task_id:
+                await self._finish_failed(task_id, "the task row could not be read")
+            return True
         log.info("worker %s claimed task %s (%s), attempt %d", self.worker_id, task.id,
                  task.kind, task.attempts)  # fmt: skip
         await self._process(task)
@@ -227,10 +235,10 @@ class Worker:
             job = self.registry.get(task.kind)
             params = job.Params.model_validate(task.params)
         except UnknownJobKind as exc:
-            await self._finish_failed(task, str(exc))
+            await self._finish_failed(task.id, str(exc))
             return
         except ValidationError as exc:
-            await self._finish_failed(task, describe_invalid_params(exc))
+            await self._finish_failed(task.id, describe_invalid_params(exc))
             return
 
         reporter = ProgressReporter(asyncio.get_running_loop())
@@ -279,10 +287,10 @@ class Worker:
             await self._finish_completed(task, reporter, job_run.result())
         elif isinstance(exc, JobError):
             log.info("task %s failed: %s", task.id, exc)
-            await self._finish_failed(task, str(exc))
+            await self._finish_failed(task.id, str(exc))
         else:
             log.error("task %s: job %s raised", task.id, task.kind, exc_info=exc)
-            await self._finish_failed(task, _readable(exc))
+            await self._finish_failed(task.id, _readable(exc))
 
     async def _pump_progress(
         self, task: Task, reporter: ProgressReporter, job_run: asyncio.Task[Any]
@@ -350,23 +358,23 @@ class Worker:
 
     async def _finish_completed(self, task: Task, reporter: ProgressReporter, result: Any) -> None:
         if not isinstance(result, dict):
-            await self._finish_failed(task, f"job returned {type(result).__name__}, not a dict")
+            await self._finish_failed(task.id, f"job returned {type(result).__name__}, not a dict")
             return
         try:
             payload = json.loads(json.dumps(result, default=str, allow_nan=False))
         except ValueError as exc:
-            await self._finish_failed(task, f"job result cannot be stored as JSON: {exc}")
+            await self._finish_failed(task.id, f"job result cannot be stored as JSON: {exc}")
             return
         params = {"p_task_id": task.id, "p_worker_id": self.worker_id, "p_result": payload,
                   "p_message": reporter.latest[1]}  # fmt: skip
-        if await self._finish_call("complete_task", params, task):
+        if await self._finish_call("complete_task", params, task.id):
             log.info("task %s completed", task.id)
 
-    async def _finish_failed(self, task: Task, error: str) -> None:
-        params = {"p_task_id": task.id, "p_worker_id": self.worker_id,
+    async def _finish_failed(self, task_id: str, error: str) -> None:
+        params = {"p_task_id": task_id, "p_worker_id": self.worker_id,
                   "p_error": error[:MAX_ERROR_LENGTH]}  # fmt: skip
-        if await self._finish_call("fail_task", params, task):
-            log.info("task %s failed: %s", task.id, error)
+        if await self._finish_call("fail_task", params, task_id):
+            log.info("task %s failed: %s", task_id, error)
 
     async def _finish_cancelled(self, task: Task) -> None:
         """Mark a task the user cancelled; there is no rpc for it, so update as service_role."""
@@ -400,7 +408,7 @@ class Worker:
             return False
         return True
 
-    async def _finish_call(self, function: str, params: dict[str, Any], task: Task) -> bool:
+    async def _finish_call(self, function: str, params: dict[str, Any], task_id: str) -> bool:
         """Call a finishing rpc, retrying network errors a few times."""
         for attempt in range(1, 6):
             try:
@@ -408,12 +416,12 @@ class Worker:
                 self.tasks_done += 1
                 return True
             except LeaseLost:
-                log.warning("task %s: %s refused, lease lost to another worker", task.id, function)
+                log.warning("task %s: %s refused, lease lost to another worker", task_id, function)
                 return False
             except Exception as exc:
-                log.warning("task %s: %s failed (%s), attempt %d", task.id, function, exc, attempt)
+                log.warning("task %s: %s failed (%s), attempt %d", task_id, function, exc, attempt)
                 await asyncio.sleep(_backoff(attempt, self._rng, cap=8.0))
-        log.error("task %s: giving up on %s; the lease will expire", task.id, function)
+        log.error("task %s: giving up on %s; the lease will expire", task_id, function)
         return False
 
     async def _rpc(self, function: str, params: dict[str, Any]) -> Any:

@@ -317,3 +317,30 @@ async def test_a_dropped_socket_is_rejoined_and_caught_up(
     assert ConnectionState.ERROR in connections
     assert ConnectionState.LIVE in connections[connections.index(ConnectionState.ERROR) :]
     await context.dispose()
+
+
+async def test_an_unreadable_task_row_fails_alone_and_the_queue_moves_on(
+    session: SupabaseSession, start_worker: WorkerStarter, service_client: Any
+) -> None:
+    poison = await (
+        service_client.table("tasks")
+        .insert({"kind": "demo", "user_id": session.user_id, "created_at": "-infinity"})
+        .execute()
+    )
+    task = await session.submit("demo", {"steps": 1, "step_seconds": 0})
+    await start_worker()
+
+    ids = [poison.data[0]["id"], task.id]
+
+    async def finished_rows() -> list[dict[str, Any]]:
+        while True:
+            query = service_client.table("tasks").select("id, status, error_message")
+            rows = (await query.in_("id", ids).execute()).data
+            if len(rows) == 2 and all(r["status"] in ("failed", "completed") for r in rows):
+                return sorted(rows, key=lambda r: ids.index(r["id"]))
+            await asyncio.sleep(0.2)
+
+    rows = await asyncio.wait_for(finished_rows(), 30)
+
+    assert [r["status"] for r in rows] == ["failed", "completed"]
+    assert rows[0]["error_message"] == "the task row could not be read"
