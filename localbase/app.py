@@ -52,7 +52,39 @@ def create_app(
             expose_headers=["Content-Range", "X-Supabase-Api-Version", "x-sb-error-code"],
         )
     ]
-    return Starlette(routes=routes, middleware=middleware)
+    return Starlette(routes=routes, middleware=[Middleware(_ContainErrors), *middleware])
+
+
+class _ContainErrors:
+    """Keep one request's unexpected error inside that request.
+
+    Starlette answers an unhandled exception with a 500 and then re-raises it, so uvicorn
+    logs it a second time and drops the keep-alive connection, failing the client's next
+    request on it too. Here it is logged once and the connection stays usable.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Any) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            logger.error("%s %s failed", scope.get("method"), scope.get("path"), exc_info=exc)
+            if not started:
+                body = {"code": "unexpected_failure", "message": "unexpected server error"}
+                await JSONResponse(body, status_code=500)(scope, receive, send)
 
 
 async def _root(request: Request) -> Response:

@@ -77,6 +77,8 @@ def create_auth_app(database: Database, keys: ProjectKeys, config: AuthConfig) -
             AuthApiError: auth_error_response,
             404: _not_found,
             405: _method_not_allowed,
+            RecursionError: _unreadable_input,
+            asyncpg.exceptions.CharacterNotInRepertoireError: _unreadable_input,
             Exception: _unexpected_error,
         },
     )
@@ -106,6 +108,11 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 
 async def _method_not_allowed(request: Request, exc: Exception) -> Response:
     error = AuthApiError(405, "method_not_allowed", "Method not allowed")
+    return await auth_error_response(request, error)
+
+
+async def _unreadable_input(request: Request, exc: Exception) -> Response:
+    error = AuthApiError(400, "validation_failed", "Request contains unreadable or nested input")
     return await auth_error_response(request, error)
 
 
@@ -488,7 +495,7 @@ class AuthService:
             return {}
         try:
             body = json.loads(raw)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise AuthApiError(
                 400, "bad_json", f"Could not parse request body as JSON: {exc}"
             ) from exc

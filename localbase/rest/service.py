@@ -56,6 +56,7 @@ def create_rest_app(
             PostgrestError: postgrest_error_response,
             404: _not_found,
             405: _method_not_allowed,
+            RecursionError: _nested_too_deeply,
             Exception: _unexpected_error,
         },
     )
@@ -75,6 +76,11 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 
 async def _method_not_allowed(request: Request, exc: Exception) -> Response:
     error = PostgrestError(405, "PGRST117", f"Unsupported HTTP method: {request.method}")
+    return await postgrest_error_response(request, error)
+
+
+async def _nested_too_deeply(request: Request, exc: Exception) -> Response:
+    error = PostgrestError(400, "PGRST100", "the request nests filters or JSON too deeply")
     return await postgrest_error_response(request, error)
 
 
@@ -201,7 +207,7 @@ class RestService:
             return {}
         try:
             return json.loads(raw)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise PostgrestError(
                 400, "PGRST102", "Empty or invalid json", details=str(exc)
             ) from exc
