@@ -79,7 +79,7 @@ class Condition:
         if actual is None:
             return None
         if self.operator in ("like", "ilike"):
-            return expected.fullmatch(str(actual)) is not None
+            return expected.matches(str(actual))
         if self.operator in ("match", "imatch"):
             return expected.search(text) is not None
         if self.operator == "in":
@@ -96,8 +96,7 @@ class Condition:
 
     def _convert(self, type_oid: int, coerce: Coerce) -> Any:
         if self.operator in ("like", "ilike"):
-            flags = re.IGNORECASE | re.DOTALL if self.operator == "ilike" else re.DOTALL
-            return re.compile(like_to_regex(str(self.value)), flags)
+            return LikePattern(str(self.value), ignore_case=self.operator == "ilike")
         if self.operator in ("match", "imatch"):
             return compile_posix(str(self.value), ignore_case=self.operator == "imatch")
         if isinstance(self.value, tuple):
@@ -127,20 +126,56 @@ _COMPARE: Final[dict[str, Callable[[Any, Any], bool]]] = {
 }
 
 
-def like_to_regex(pattern: str) -> str:
-    """Translate a SQL LIKE pattern (``%``, ``_``, ``\\`` escape; ``*`` as ``%``) to a regex."""
-    parts = []
-    chars = iter(pattern)
-    for char in chars:
-        if char == "\\":
-            parts.append(re.escape(next(chars, "\\")))
-        elif char in "%*":
-            parts.append(".*")
-        elif char == "_":
-            parts.append(".")
-        else:
-            parts.append(re.escape(char))
-    return "".join(parts)
+_ANY_ONE: Final = object()
+_ANY_RUN: Final = object()
+
+
+class LikePattern:
+    """A SQL LIKE pattern (``%``, ``_``, ``\\`` escape; ``*`` as ``%``), matched in O(n·m).
+
+    A regex translation backtracks exponentially on patterns like ``%a%a%a%b`` against a
+    long value, and a subscriber chooses the pattern: one change would stall every socket.
+    """
+
+    def __init__(self, pattern: str, *, ignore_case: bool = False) -> None:
+        self.ignore_case = ignore_case
+        tokens: list[object] = []
+        chars = iter(pattern.casefold() if ignore_case else pattern)
+        for char in chars:
+            if char == "\\":
+                tokens.append(next(chars, "\\"))
+            elif char in "%*":
+                if not tokens or tokens[-1] is not _ANY_RUN:
+                    tokens.append(_ANY_RUN)
+            elif char == "_":
+                tokens.append(_ANY_ONE)
+            else:
+                tokens.append(char)
+        self.tokens = tokens
+
+    def matches(self, text: str) -> bool:
+        """Whether the whole of ``text`` matches, as ``text LIKE pattern`` would."""
+        if self.ignore_case:
+            text = text.casefold()
+        tokens = self.tokens
+        t = p = 0
+        star = -1  # token index after the last % seen, and where its run started in text
+        star_text = 0
+        while t < len(text):
+            if p < len(tokens) and tokens[p] is _ANY_RUN:
+                star, star_text = p + 1, t
+                p += 1
+            elif p < len(tokens) and (tokens[p] is _ANY_ONE or tokens[p] == text[t]):
+                t += 1
+                p += 1
+            elif star >= 0:
+                star_text += 1
+                t, p = star_text, star
+            else:
+                return False
+        while p < len(tokens) and tokens[p] is _ANY_RUN:
+            p += 1
+        return p == len(tokens)
 
 
 _POSIX_CLASSES: Final = {

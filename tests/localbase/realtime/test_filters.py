@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from localbase.realtime.filters import FilterError, matches, parse_filter
+from localbase.realtime.filters import FilterError, LikePattern, matches, parse_filter
 from localbase.realtime.pgtypes import TypeRegistry
 
 INT4, TEXT, UUID, BOOL, TIMESTAMPTZ, NUMERIC = 23, 25, 2950, 16, 1184, 1700
@@ -113,3 +113,11 @@ def test_conditions_describe_themselves_like_the_real_service() -> None:
 
     assert eq.describe() == '{"id", "eq", "hey", false}'
     assert in_.describe() == '{"s", "in", "{a,b}", true}'
+
+
+@pytest.mark.timeout(20)
+def test_a_backtracking_like_pattern_is_answered_without_stalling() -> None:
+    row = {"status": ("a" * 5000, TEXT)}
+
+    assert not passes("status=like." + "%a" * 12 + "%b", row)
+    assert LikePattern("%a%a%b").matches("xaxaxb")
