@@ -17,10 +17,15 @@ pattern with PostgreSQL when the binding is subscribed.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
+
+import regex
+
+log = logging.getLogger(__name__)
 
 OPERATORS: Final = frozenset(
     {
@@ -31,6 +36,7 @@ OPERATORS: Final = frozenset(
 PATTERN_OPERATORS: Final = frozenset({"like", "ilike", "match", "imatch"})
 IS_VALUES: Final = frozenset({"null", "true", "false", "unknown"})
 MAX_IN_VALUES: Final = 100
+MATCH_TIMEOUT: Final = 0.02  # seconds one match/imatch evaluation may take
 
 # (column value text, column type oid) -> comparable value; raises ValueError when the text is
 # not a value of that type. TypeRegistry.to_python has this signature.
@@ -81,7 +87,7 @@ class Condition:
         if self.operator in ("like", "ilike"):
             return expected.matches(str(actual))
         if self.operator in ("match", "imatch"):
-            return expected.search(text) is not None
+            return _search_bounded(expected, text)
         if self.operator == "in":
             return actual in expected
         try:
@@ -192,8 +198,22 @@ _POSIX_CLASSES: Final = {
 _POSIX_TOKEN: Final = re.compile(r"\[:(\w+):\]|\\[mMy]")
 
 
-def compile_posix(pattern: str, *, ignore_case: bool = False) -> re.Pattern[str]:
-    """Compile a PostgreSQL (ARE) regular expression with Python's ``re``.
+def _search_bounded(pattern: regex.Pattern[str], text: str) -> bool:
+    """``text ~ pattern``, given up as "no match" after MATCH_TIMEOUT seconds.
+
+    A subscriber writes the pattern; a catastrophically backtracking one must not hold the
+    event loop (and every other socket) for longer than this.
+    """
+    try:
+        return pattern.search(text, timeout=MATCH_TIMEOUT) is not None
+    except TimeoutError:
+        log.warning("a match filter timed out after %.0f ms; treated as no match",
+                    MATCH_TIMEOUT * 1000)  # fmt: skip
+        return False
+
+
+def compile_posix(pattern: str, *, ignore_case: bool = False) -> regex.Pattern[str]:
+    """Compile a PostgreSQL (ARE) regular expression with the ``regex`` package.
 
     Raises:
         ValueError: the pattern is not a regular expression ``re`` understands.
@@ -213,9 +233,9 @@ def compile_posix(pattern: str, *, ignore_case: bool = False) -> re.Pattern[str]
             raise ValueError(f"invalid character class {token}") from None
 
     try:
-        flags = re.DOTALL | (re.IGNORECASE if ignore_case else 0)
-        return re.compile(_POSIX_TOKEN.sub(translate, pattern), flags)
-    except re.error as exc:
+        flags = regex.DOTALL | regex.VERSION0 | (regex.IGNORECASE if ignore_case else 0)
+        return regex.compile(_POSIX_TOKEN.sub(translate, pattern), flags)
+    except (re.error, regex.error) as exc:
         raise ValueError(f"invalid regular expression: {exc}") from exc
 
 

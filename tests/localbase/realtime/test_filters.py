@@ -121,3 +121,11 @@ def test_a_backtracking_like_pattern_is_answered_without_stalling() -> None:
 
     assert not passes("status=like." + "%a" * 12 + "%b", row)
     assert LikePattern("%a%a%b").matches("xaxaxb")
+
+
+@pytest.mark.timeout(20)
+def test_a_backtracking_match_pattern_gives_up_as_no_match() -> None:
+    row = {"status": ("a" * 40 + "!", TEXT)}
+
+    assert not passes("status=match.^(a+)+$", row)
+    assert passes("status=match.^(a+)+!$", row)
