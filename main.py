@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import os
 import secrets
@@ -35,6 +36,8 @@ DEFAULT_LOCALBASE_PORT = 54321
 DEFAULT_HOST = "127.0.0.1"
 STORAGE_SECRET_ENV = "TASKLIGHT_STORAGE_SECRET"
 STORAGE_SECRET_FILE = "ui-storage-secret"
+# NiceGUI's per-browser storage (it holds each browser's refresh token): private, per data dir.
+UI_STORAGE_DIR = "ui-storage"
 KIOSK_RESET_ENV = "TASKLIGHT_KIOSK_RESET"
 DEFAULT_KIOSK_RESET = 15.0
 WINDOW_SIZE = (1200, 860)
@@ -97,13 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODULE",
         help="import MODULE and register its jobs (register_jobs(registry) or JOBS); repeatable",
     )
-    data = argparse.ArgumentParser(add_help=False)
-    data.add_argument(
-        "--data-dir",
-        type=Path,
-        default=None,
-        help="directory for the embedded stack's database and keys and the UI's storage secret "
-        "(default: the platform's user data dir, e.g. ~/.local/share/tasklight/localbase)",
+    default_dir = "the platform's user data dir, e.g. ~/.local/share/tasklight/localbase"
+    run_data = _data_dir_parent(
+        "directory for the embedded stack's database and keys and the web app's private "
+        f"per-browser storage (ui-storage/) and its secret (default: {default_dir})"
+    )
+    stack_data = _data_dir_parent(
+        f"directory for the embedded stack's database and keys (default: {default_dir})"
     )
 
     formatter = argparse.RawDescriptionHelpFormatter
@@ -118,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser(
         "run",
-        parents=[common, data, jobs],
+        parents=[common, run_data, jobs],
         help="serve the web app (default command)",
         description="Serve the web app. Without SUPABASE_URL the embedded stack and a worker run "
         "in this process; with it, that project is used and a worker runs here only when a "
@@ -189,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     localbase = commands.add_parser(
         "localbase",
-        parents=[common, data],
+        parents=[common, stack_data],
         help="serve only the embedded Supabase-compatible stack",
         description="Serve only the embedded stack. First prints SUPABASE_URL and the keys as "
         "KEY=value lines (like `supabase status -o env`), then serves until Ctrl-C or SIGTERM.",
@@ -208,6 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _data_dir_parent(help_text: str) -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--data-dir", type=Path, default=None, help=help_text)
+    return parent
+
+
 def configure_logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(),
@@ -224,18 +233,21 @@ def configure_logging(level: str) -> None:
 
 def command_run(args: argparse.Namespace) -> int:
     """Serve the UI; start localbase and a worker in-process when the project is embedded."""
-    from nicegui import app, ui
-
     from services.settings import Settings
 
     settings = Settings()
     registry = load_registry(args.jobs)
-    options = page_options(args, registry)
+    check_page_options(args, registry)
     native = args.native or (args.kiosk and native_available())
     if args.native and not native_available():
         raise CliError(NATIVE_INSTALL_HINT)
     data_dir = resolve_data_dir(args.data_dir)
-    ensure_port_free(args.host, args.port, "--port")
+    ensure_port_free(args.host, args.port, "--port", host_option="--host")
+    # Before NiceGUI is imported: it reads its storage path at import time.
+    use_private_ui_storage(data_dir)
+    from nicegui import app, ui
+
+    options = page_options(args, registry)
 
     runner: LocalbaseThread | None = None
     if settings.is_configured:
@@ -296,7 +308,7 @@ def command_worker(args: argparse.Namespace) -> int:
 def command_localbase(args: argparse.Namespace) -> int:
     """Serve only the embedded stack, printing its URL and keys first."""
     data_dir = resolve_data_dir(args.data_dir)
-    ensure_port_free(args.host, args.port, "--port")
+    ensure_port_free(args.host, args.port, "--port", host_option="--host")
     return asyncio.run(_serve_localbase(data_dir, args.host, args.port))
 
 
@@ -335,19 +347,30 @@ def stack_settings(runner: LocalbaseThread) -> Settings:
 
 def wire_app(settings: Settings, registry: JobRegistry, options: PageOptions | None = None) -> None:
     """Register the pages and, when a secret key is configured, an in-process worker."""
+    import dataclasses
+
     from ui import pages
 
     if settings.secret_key:
         add_worker(settings, registry)
     else:
         log.warning("no secret key configured: tasks wait for an external `main.py worker`")
+    options = dataclasses.replace(
+        options or pages.PageOptions(), local_worker=bool(settings.secret_key)
+    )
     pages.register(settings, registry, options)
 
 
 def page_options(args: argparse.Namespace, registry: JobRegistry) -> PageOptions:
     """The surfaces' settings from the command line; an unknown kiosk kind is a CliError."""
+    check_page_options(args, registry)
     from ui.pages import PageOptions
 
+    return PageOptions(kiosk=args.kiosk, kiosk_kind=args.kiosk_kind, kiosk_reset=args.kiosk_reset)
+
+
+def check_page_options(args: argparse.Namespace, registry: JobRegistry) -> None:
+    """Refuse wrong surface options (a CliError) before anything starts or is imported."""
     if args.kiosk_kind is not None and args.kiosk_kind not in registry:
         known = ", ".join(registry.kinds())
         raise CliError(f"--kiosk-kind {args.kiosk_kind!r} is not a job kind; known: {known}")
@@ -355,7 +378,6 @@ def page_options(args: argparse.Namespace, registry: JobRegistry) -> PageOptions
         raise CliError("--kiosk-reset must be 0 or more seconds")
     if args.root_path and not args.root_path.startswith("/"):
         raise CliError(f"--root-path {args.root_path!r} must start with /")
-    return PageOptions(kiosk=args.kiosk, kiosk_kind=args.kiosk_kind, kiosk_reset=args.kiosk_reset)
 
 
 def native_available() -> bool:
@@ -478,6 +500,30 @@ def resolve_data_dir(path: Path | None) -> Path:
     return data_dir
 
 
+def use_private_ui_storage(data_dir: Path) -> Path:
+    """Keep NiceGUI's per-browser storage in `<data dir>/ui-storage`, mode 0700.
+
+    That storage holds every browser's refresh token; NiceGUI's default is `.nicegui/` in the
+    working directory, readable by everyone (0644 files in a 0755 directory).
+    """
+    path = data_dir / UI_STORAGE_DIR
+    try:
+        path.mkdir(mode=0o700, exist_ok=True)
+        path.chmod(0o700)  # also when it existed with a wider mode
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise CliError(f"cannot use {path} for the browsers' storage: {reason}") from exc
+    os.environ["NICEGUI_STORAGE_PATH"] = str(path)
+    if "nicegui.storage" in sys.modules:  # imported already (e.g. in tests): point it there too
+        from nicegui import app
+        from nicegui.storage import Storage
+
+        if Storage.path != path:
+            Storage.path = path
+            app.storage = Storage()
+    return path
+
+
 def storage_secret(data_dir: Path) -> str:
     """The secret for NiceGUI's storage: from the environment, else kept per data dir."""
     if secret := os.environ.get(STORAGE_SECRET_ENV):
@@ -491,20 +537,35 @@ def storage_secret(data_dir: Path) -> str:
     return secret
 
 
-def ensure_port_free(host: str, port: int, option: str) -> None:
-    """Fail early with a clear line instead of a server's bind traceback."""
+def ensure_port_free(host: str, port: int, option: str, host_option: str | None = None) -> None:
+    """Fail early with a clear line instead of a server's bind traceback.
+
+    A host that is no address (256.1.1.1) or not one of this machine's is blamed on
+    `host_option`; a port in use (or not allowed) on `option`.
+    """
     if not 0 <= port <= 65535:
         raise CliError(f"{option} {port} is not a port number")
-    if port == 0:
-        return
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+    fix_host = f"; choose another address with {host_option}" if host_option else ""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise CliError(
+            f"cannot listen on {host!r}: not an IP address or a known host name{fix_host}"
+        ) from exc
+    with socket.socket(family, kind, proto) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind((host, port))
+            probe.bind(address)
         except OSError as exc:
+            reason = exc.strerror or str(exc)
+            if exc.errno == errno.EADDRNOTAVAIL:
+                raise CliError(
+                    f"cannot listen on {host}: not an address of this machine ({reason}){fix_host}"
+                ) from exc
             raise CliError(
-                f"cannot listen on {host}:{port} ({exc.strerror or exc}); "
-                f"choose another port with {option}"
+                f"cannot listen on {host}:{port} ({reason}); choose another port with {option}"
             ) from exc
 
 

@@ -37,6 +37,7 @@ def status_bar(state: TaskState, on_cancel: Callable[[], Awaitable[None]] | None
         progress = ui.linear_progress(value=state.progress, show_value=False, size="10px")
         progress.props("rounded animation-speed=300").mark("progress")
         progress.bind_value_from(state, "progress")
+        progress.bind_text_color_from(state, "progress_color")
         progress.bind_visibility_from(state, "has_task")
 
         with ui.row().classes("w-full items-center gap-x-4 gap-y-0"):
@@ -120,13 +121,30 @@ def _is_chart(value: Any) -> bool:
     )
 
 
+def result_loading() -> ui.row:
+    """What the result card shows between `completed` and the arrival of its payload."""
+    with ui.row().classes("items-center").mark("result-loading") as row:
+        ui.spinner(size="sm")
+        ui.label("loading result…").classes(design.MUTED)
+    return row
+
+
 def result_view(payload: dict[str, Any], dark: bool = False) -> None:
-    """Render a result dict: a summary line, scalar fields, then tables and nested values."""
+    """Render a result dict: a summary line, scalar fields, then tables and nested values.
+
+    A table `KEY` with a whole-number `KEY_total` beside it is a sample of that many rows;
+    the table then says "first N of TOTAL rows".
+    """
     summary = payload.get("summary")
     if isinstance(summary, str):
         ui.label(summary).classes("text-body1 font-medium").mark("result-summary")
 
-    scalars = {k: v for k, v in payload.items() if k != "summary" and _is_scalar(v)}
+    totals = {f"{k}_total" for k, v in payload.items() if _is_table(v) or _is_column_table(v)}
+    scalars = {
+        k: v
+        for k, v in payload.items()
+        if k != "summary" and _is_scalar(v) and not (k in totals and _is_count(v))
+    }
     if scalars:
         with ui.grid(columns=2).classes("gap-x-6 gap-y-1").mark("result-fields"):
             for key, value in scalars.items():
@@ -148,6 +166,10 @@ def result_view(payload: dict[str, Any], dark: bool = False) -> None:
                 else value
             )
             columns = [{"name": c, "label": _title(c), "field": c, "align": "left"} for c in names]
+            total = payload.get(f"{key}_total")
+            if _is_count(total) and total > len(rows):
+                note = f"first {len(rows):,} of {total:,} rows"
+                ui.label(note).classes(design.MUTED).mark(f"result-{key}-note")
             ui.table(columns=columns, rows=rows).props("dense flat bordered").classes(
                 "w-full"
             ).mark(f"result-{key}")
@@ -159,6 +181,10 @@ def result_view(payload: dict[str, Any], dark: bool = False) -> None:
 
 def _is_scalar(value: Any) -> bool:
     return value is None or isinstance(value, str | int | float | bool)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_table(value: Any) -> bool:

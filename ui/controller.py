@@ -21,25 +21,35 @@ from services.errors import ServiceError
 from services.models import Notice, Task, TaskStatus, TaskView
 from services.tasks_api import TasksApi
 from ui import design
-from ui.components import result_view
+from ui.components import result_loading, result_view
 from ui.history import HistoryList
 from ui.state import TaskState
+from ui.toast import toast
 from ui.viewers import ACTIVE_TASK_KEY, Viewer, Viewers
 
 log = logging.getLogger(__name__)
 
 # While the list shows an unfinished task other than the active one, read it this often.
 HISTORY_POLL_SECONDS = 10.0
+# The page's own event when the tab becomes visible again (see VISIBILITY_SCRIPT).
+VISIBLE_EVENT = "tasklight_visible"
+VISIBILITY_SCRIPT = f"""<script>
+document.addEventListener("visibilitychange", () => {{
+  if (document.visibilityState === "visible") emitEvent("{VISIBLE_EVENT}");
+}});
+</script>"""
 
 
 class PageController:
     """One tab's live task, result, history and actions."""
 
-    def __init__(self, client: Client, viewers: Viewers, *, dark: bool = False) -> None:
+    def __init__(
+        self, client: Client, viewers: Viewers, *, dark: bool = False, local_worker: bool = True
+    ) -> None:
         self.client = client
         self.viewers = viewers
         self.dark = dark
-        self.state = TaskState()
+        self.state = TaskState(local_worker=local_worker)
         self.viewer: Viewer | None = None
         self.api: TasksApi | None = None
         self.history: HistoryList | None = None
@@ -54,18 +64,20 @@ class PageController:
         self._history_busy = False
         self._history_again = False
         self._last_history_read = 0.0
+        self._submitting = False
 
     # Start-up and teardown
 
     async def start(self) -> bool:
         """Wait for the browser, sign in, follow the stored task; False when that failed."""
         self.client.on_delete(self._leave)
+        ui.add_body_html(VISIBILITY_SCRIPT)
         await self.client.connected()
         try:
             self.viewer = await self.viewers.acquire(self._browser_id, app.storage.user)
         except ServiceError as exc:
             log.warning("could not open a session for browser %s: %s", self._browser_id, exc)
-            ui.notify(f"cannot reach the project: {exc}", type="negative", timeout=0)
+            toast(f"cannot reach the task service: {exc}", "negative", sticky=True)
             if self.history is not None:
                 self.history.show([], None, str(exc))
             return False
@@ -74,9 +86,22 @@ class PageController:
         self._forget.append(self.viewer.context.add_notice_listener(self._on_notice))
         self._on_view(self.viewer.context.view)
         self.refresh_history()
+        # Registered after the first connection, so these run on reconnects only.
+        self.client.on_connect(self.catch_up)
+        ui.on(VISIBLE_EVENT, self.catch_up)
         if self.on_ready is not None:
             self.on_ready()
         return True
+
+    async def catch_up(self) -> None:
+        """Show the current state now: after a reconnect or when the tab is visible again."""
+        if self.viewer is None or self.client.is_deleted:
+            return
+        try:
+            await self.viewer.refresh()
+        except ServiceError as exc:
+            log.info("refresh after reconnect/visibility failed: %s", exc)
+        self.refresh_history()
 
     async def _leave(self) -> None:
         for remove in self._forget:
@@ -86,17 +111,31 @@ class PageController:
     # Actions
 
     async def submit(self, kind: str, params: dict[str, Any]) -> bool:
-        """Submit a task and watch it; False (with a toast) when it was refused."""
-        if self.viewer is None:
-            ui.notify("not connected to the project yet", type="warning")
+        """Submit a task and watch it; False (with a toast) when it was refused.
+
+        One submission at a time: clicks while one is on its way are ignored (the flag is
+        set before the first await, so rapid clicks cannot slip through).
+        """
+        if self._submitting:
             return False
+        if self.viewer is None:
+            toast("still connecting; try again in a moment", "warning")
+            return False
+        self._submitting = True
         try:
             await self.viewer.submit(kind, params)
         except ServiceError as exc:
-            ui.notify(str(exc), type="negative")
+            toast(f"the task was not submitted ({exc})", "negative")
             return False
+        finally:
+            self._submitting = False
         self.refresh_history()
         return True
+
+    @property
+    def submitting(self) -> bool:
+        """True while a submission (or re-run) is on its way."""
+        return self._submitting
 
     async def cancel(self) -> None:
         """Cancel the active task (the worker stops a running one at its next report)."""
@@ -106,12 +145,12 @@ class PageController:
         try:
             task = await self.api.cancel(task_id)
         except ServiceError as exc:
-            ui.notify(str(exc), type="negative")
+            toast(f"the task could not be cancelled ({exc})", "negative")
             return
         if task.status == TaskStatus.PROCESSING:
             # The view does not carry the cancel flag; show "stopping…" from this row.
             self.state.apply_row(task)
-            ui.notify("asked the worker to stop the task", type="info")
+            toast("asked the worker to stop the task")
         await self.viewer.context.refresh()
         self.refresh_history()
 
@@ -130,13 +169,16 @@ class PageController:
 
     async def rerun(self, task_id: str) -> None:
         """Submit a new task with the same kind and parameters as `task_id`."""
-        if self.api is None or self.viewer is None:
+        if self._submitting or self.api is None or self.viewer is None:
             return
+        self._submitting = True
         try:
             await self.api.rerun(task_id, self.viewer)
         except ServiceError as exc:
-            ui.notify(str(exc), type="negative")
+            toast(f"the task was not run again ({exc})", "negative")
             return
+        finally:
+            self._submitting = False
         self.refresh_history()
 
     async def params_of(self, task_id: str) -> tuple[str, dict[str, Any]] | None:
@@ -146,7 +188,7 @@ class PageController:
         try:
             return await self.api.params(task_id)
         except ServiceError as exc:
-            ui.notify(str(exc), type="negative")
+            toast(f"could not read the task's parameters ({exc})", "negative")
             return None
 
     def tick(self) -> None:
@@ -213,6 +255,7 @@ class PageController:
             self._show_payload(None, clear_only=True)
         elif view.is_completed and view.result_id and view.result_id != self._shown_result:
             self._shown_result = view.result_id
+            self._show_payload(None, clear_only=True)
             background_tasks.create(self._load_result(view.result_id), name="load result")
 
     def _patch_history(self, task: Task | None) -> None:
@@ -227,7 +270,7 @@ class PageController:
     def _on_notice(self, notice: Notice) -> None:
         if not self.client.is_deleted:
             with self.client:
-                ui.notify(notice.text, type=notice.level)
+                toast(notice.text, notice.level)
 
     async def _load_result(self, result_id: str) -> None:
         assert self.viewer is not None
@@ -235,7 +278,7 @@ class PageController:
             payload = await self.viewer.result(result_id)
         except ServiceError as exc:
             with self.client:
-                ui.notify(f"could not load the result: {exc}", type="negative")
+                toast(f"could not load the result ({exc})", "negative")
             return
         if self.state.result_id != result_id or self.client.is_deleted:
             return  # another task became active meanwhile
@@ -248,10 +291,11 @@ class PageController:
         if box is None or box.is_deleted:
             return
         box.clear()
-        if clear_only:
-            return
         with box:
-            if payload is None:
+            if clear_only:
+                # Until the next result arrives, the (hidden or just shown) card says so.
+                result_loading()
+            elif payload is None:
                 ui.label("The result is not available.").classes(design.MUTED)
             else:
                 result_view(payload, self.dark)

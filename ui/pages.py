@@ -19,11 +19,12 @@ from services.jobs import Job, JobRegistry, describe_invalid_params
 from services.models import TaskView
 from services.settings import Settings
 from ui import design
-from ui.components import cancelled_panel, failure_panel, status_bar
+from ui.components import cancelled_panel, failure_panel, result_loading, status_bar
 from ui.controller import PageController
 from ui.frame import bare_frame, frame
 from ui.history import HistoryList
 from ui.params_form import ParamsForm
+from ui.toast import toast
 from ui.viewers import Viewers
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class PageOptions:
     kiosk: bool = False  # serve the kiosk at `/` too
     kiosk_kind: str | None = None  # the kiosk's one job kind (default: the first one)
     kiosk_reset: float = 15.0  # seconds after a task ends until the kiosk shows a fresh form
+    local_worker: bool = True  # a worker runs in this process (else tasks wait for one)
 
 
 def register(settings: Settings, registry: JobRegistry, options: PageOptions | None = None) -> None:
@@ -48,25 +50,29 @@ def register(settings: Settings, registry: JobRegistry, options: PageOptions | N
     kiosk_job = registry.get(options.kiosk_kind or registry.kinds()[0])
 
     async def kiosk(client: Client) -> None:
-        await kiosk_page(client, viewers, kiosk_job, options.kiosk_reset)
+        await kiosk_page(client, viewers, kiosk_job, options.kiosk_reset, options.local_worker)
 
     async def full(client: Client) -> None:
-        await full_page(client, viewers, registry)
+        await full_page(client, viewers, registry, options.local_worker)
 
     ui.page("/")(kiosk if options.kiosk else full)
     ui.page("/kiosk", title="Tasklight kiosk")(kiosk)
 
     @ui.page("/embed", title="Tasklight")
     async def embed(client: Client, request: Request) -> None:
-        await embed_page(client, viewers, registry, dict(request.query_params))
+        query = dict(request.query_params)
+        await embed_page(client, viewers, registry, query, options.local_worker)
 
 
 # The full page ---------------------------------------------------------------------------
 
 
-async def full_page(client: Client, viewers: Viewers, registry: JobRegistry) -> None:
+async def full_page(
+    client: Client, viewers: Viewers, registry: JobRegistry, local_worker: bool = True
+) -> None:
     """Job picker and form, live status with cancel, result with chart, history."""
-    page = PageController(client, viewers, dark=bool(app.storage.user.get("dark")))
+    dark = bool(app.storage.user.get("dark"))
+    page = PageController(client, viewers, dark=dark, local_worker=local_worker)
     job = registry.get(registry.kinds()[0])
     form: ParamsForm
 
@@ -76,15 +82,17 @@ async def full_page(client: Client, viewers: Viewers, registry: JobRegistry) -> 
         job_form.refresh()
 
     async def submit() -> None:
+        if page.submitting:
+            return  # a click while the last one is on its way (the controller checks too)
         params = form.validated()
         if params is None:
-            ui.notify(form.problem, type="warning")
+            toast(not_submitted(form.problem), "warning")
             return
-        submit_button.props("loading")
+        submit_button.props("loading").disable()
         try:
             await page.submit(job.kind, params.model_dump(mode="json"))
         finally:
-            submit_button.props(remove="loading")
+            submit_button.props(remove="loading").enable()
 
     @ui.refreshable
     def job_form() -> None:
@@ -127,13 +135,16 @@ def _task_area(page: PageController) -> None:
         ui.label("Result").classes(design.SECTION_TITLE)
         page.result_box = ui.column().classes("w-full")
         with page.result_box:
-            with ui.row().classes("items-center"):
-                ui.spinner(size="sm")
-                ui.label("Loading the result…").classes(design.MUTED)
+            result_loading()
     result_card.bind_visibility_from(page.state, "is_completed")
     ui.label().classes(f"{design.MUTED} text-xs").mark("task-id").bind_text_from(
         page.state, "task_id", backward=lambda task_id: f"task {task_id}" if task_id else ""
     )
+
+
+def not_submitted(problem: str) -> str:
+    """The toast for a form that blocked a submission (the fields say the details)."""
+    return f"Not submitted: {problem}" if problem else "Not submitted: check the marked fields"
 
 
 def _submit_on_keys(submit: Any) -> None:
@@ -147,16 +158,20 @@ def _submit_on_keys(submit: Any) -> None:
 # The kiosk ----------------------------------------------------------------------------------
 
 
-async def kiosk_page(client: Client, viewers: Viewers, job: Job, reset_seconds: float) -> None:
+async def kiosk_page(
+    client: Client, viewers: Viewers, job: Job, reset_seconds: float, local_worker: bool = True
+) -> None:
     """Full screen, dark, large type, one job; a fresh form `reset_seconds` after a task ends."""
-    page = PageController(client, viewers, dark=True)
+    page = PageController(client, viewers, dark=True, local_worker=local_worker)
     countdown = {"left": 0.0}
     form: ParamsForm
 
     async def submit() -> None:
+        if page.submitting:
+            return
         params = form.validated()
         if params is None:
-            ui.notify(form.problem, type="warning")
+            toast(not_submitted(form.problem), "warning")
             return
         countdown["left"] = 0
         reset_note.set_visibility(False)
@@ -210,7 +225,11 @@ async def kiosk_page(client: Client, viewers: Viewers, job: Job, reset_seconds: 
 
 
 async def embed_page(
-    client: Client, viewers: Viewers, registry: JobRegistry, query: dict[str, str]
+    client: Client,
+    viewers: Viewers,
+    registry: JobRegistry,
+    query: dict[str, str],
+    local_worker: bool = True,
 ) -> None:
     """Status bar and one Submit button for an iframe; the query string picks the job.
 
@@ -219,7 +238,7 @@ async def embed_page(
     """
     theme = query.pop("theme", None)
     kind = query.pop("kind", None) or registry.kinds()[0]
-    page = PageController(client, viewers, dark=theme == "dark")
+    page = PageController(client, viewers, dark=theme == "dark", local_worker=local_worker)
     with bare_frame(dark=None if theme not in ("dark", "light") else theme == "dark"):
         if kind not in registry:
             ui.label(f"Unknown job kind {kind!r}; known: {', '.join(registry.kinds())}").classes(

@@ -1,8 +1,10 @@
 """A form built from a job's pydantic parameter model: one input per field.
 
-Numbers get their limits and defaults from the field's constraints, booleans become
-checkboxes, `Literal` choices a select, optional fields may be left empty; anything else is
-a text input that pydantic parses. A field's `json_schema_extra` may ask for another widget:
+Numbers are text inputs parsed strictly: what the person typed is never clamped, rounded or
+replaced by the default; a non-number, an empty required number or a value outside the
+field's limits is shown at the field and blocks the submission. Booleans become checkboxes,
+`Literal` choices a select, optional fields may be left empty; anything else is a text input
+that pydantic parses. A field's `json_schema_extra` may ask for another widget:
 `{"widget": "file", "accept": ".csv", "name_field": "file"}` is an upload whose text becomes
 the value (and whose file name goes to `name_field`), `{"widget": "hidden"}` shows nothing.
 The model itself validates, so the form holds no rules of its own.
@@ -10,6 +12,8 @@ The model itself validates, so the form holds no rules of its own.
 
 from __future__ import annotations
 
+import math
+import re
 import types
 import typing
 from collections.abc import Callable
@@ -20,7 +24,9 @@ from nicegui import events, ui
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
-from services.jobs import describe_invalid_params
+NUMBER_INPUTS: dict[type, str] = {int: "numeric", float: "decimal"}
+_INTEGER = re.compile(r"[+-]?\d+")
+_DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
 class ParamsForm:
@@ -30,20 +36,49 @@ class ParamsForm:
         self.model = model
         self.inputs: dict[str, Any] = {}
         self.problem = ""
+        fields = model.model_fields
+        self.names = {name: field.title or _words(name) for name, field in fields.items()}
+        self.optional = {name: _is_optional(field) for name, field in fields.items()}
+        bases = {name: _base_type(field) for name, field in fields.items()}
+        self.numbers = {name: base for name, base in bases.items() if base in (int, float)}
         with ui.element("div").classes("w-full grid grid-cols-1 sm:grid-cols-3 gap-x-4"):
-            for name, field in model.model_fields.items():
+            for name, field in fields.items():
                 self.inputs[name] = _field_input(name, field, self.inputs)
+        self._form_error = ui.label().classes("text-negative text-sm").mark("form-error")
+        self._form_error.set_visibility(False)
 
     def fill(self, values: dict[str, Any]) -> None:
         """Put values (e.g. a finished task's parameters) into the inputs."""
         for name, value in values.items():
             if name in self.inputs:
-                self.inputs[name].value = value
+                element = self.inputs[name]
+                is_number = name in self.numbers and value is not None
+                element.value = number_text(value) if is_number else value
 
     def values(self) -> dict[str, Any]:
-        """Current raw values keyed by field name; empty optional fields are left out."""
-        values = {name: element.value for name, element in self.inputs.items()}
-        return {name: value for name, value in values.items() if value not in (None, "")}
+        """Current values keyed by field name; empty optional fields are left out.
+
+        Raises:
+            FieldProblems: a number field is empty (and required) or not a number.
+        """
+        values: dict[str, Any] = {}
+        problems: dict[str, str] = {}
+        for name, element in self.inputs.items():
+            value = element.value
+            if name in self.numbers:
+                try:
+                    value = parse_number(value, self.numbers[name])
+                except ValueError as exc:
+                    problems[name] = str(exc)
+                    continue
+                if value is None and not self.optional[name]:
+                    problems[name] = "enter a number"
+                    continue
+            if value not in (None, ""):
+                values[name] = value
+        if problems:
+            raise FieldProblems(problems)
+        return values
 
     def validated(self) -> BaseModel | None:
         """Return the parameters as the model, or mark the wrong fields and return None.
@@ -54,22 +89,113 @@ class ParamsForm:
         for element in self.inputs.values():
             if isinstance(element, ui.number | ui.input | ui.select | FileInput):
                 element.error = None
+        self._form_error.set_visibility(False)
         try:
             return self.model.model_validate(self.values())
+        except FieldProblems as exc:
+            problems, general = exc.problems, []
         except ValidationError as exc:
-            self.problem = describe_invalid_params(exc)
-            for error in exc.errors():
-                element = self.inputs.get(str(error["loc"][0])) if error["loc"] else None
-                if isinstance(element, FileInput) and error["type"] == "missing":
-                    element.error = "choose a file first"
-                elif isinstance(element, ui.number | ui.input | ui.select | FileInput):
-                    element.error = error["msg"]
-            return None
+            problems, general = self._problems(exc)
+        for name, message in problems.items():
+            element = self.inputs.get(name)
+            if isinstance(element, ui.number | ui.input | ui.select | FileInput):
+                element.error = message
+        self._form_error.text = "; ".join(general)
+        self._form_error.set_visibility(bool(general))
+        parts = [f"{self.names.get(name, name)}: {message}" for name, message in problems.items()]
+        self.problem = "; ".join(general + [part for part in parts if part not in general])
+        return None
+
+    def _problems(self, exc: ValidationError) -> tuple[dict[str, str], list[str]]:
+        """Field messages by name, and the model's own messages (fields named by label)."""
+        problems: dict[str, str] = {}
+        general: list[str] = []
+        for error in exc.errors(include_url=False):
+            name = str(error["loc"][0]) if error["loc"] else ""
+            if name in self.inputs:
+                element = self.inputs[name]
+                missing = isinstance(element, FileInput) and error["type"] == "missing"
+                problems.setdefault(name, "choose a file first" if missing else human_error(error))
+                continue
+            message = human_error(error)
+            mentioned = [n for n in self.inputs if re.search(rf"\b{re.escape(n)}\b", message)]
+            for field_name in mentioned:
+                message = re.sub(rf"\b{re.escape(field_name)}\b", self.names[field_name], message)
+            message = message[:1].upper() + message[1:]
+            general.append(message)
+            for field_name in mentioned:
+                problems.setdefault(field_name, message)
+        return problems, general
+
+
+class FieldProblems(ValueError):
+    """Inputs that could not even be read as their type, by field name."""
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{name}: {text}" for name, text in problems.items()))
+        self.problems = problems
+
+
+def parse_number(raw: Any, kind: type) -> int | float | None:
+    """What the person typed as an int or float, exactly; None when empty.
+
+    Raises:
+        ValueError: not a (whole, finite) number; the message says what to enter.
+    """
+    if raw is None or isinstance(raw, bool):
+        return None if raw is None else _not_a_number(kind)
+    if isinstance(raw, int | float):
+        text = repr(raw) if isinstance(raw, float) else str(raw)
+    else:
+        text = str(raw).strip()
+    if not text:
+        return None
+    if kind is int:
+        if isinstance(raw, float) and raw.is_integer():
+            return int(raw)
+        if not _INTEGER.fullmatch(text):
+            return _not_a_number(kind)
+        return int(text)
+    if not _DECIMAL.fullmatch(text):
+        return _not_a_number(kind)
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("that number is too large")
+    return value
+
+
+def _not_a_number(kind: type) -> Any:
+    raise ValueError("enter a whole number" if kind is int else "enter a number")
+
+
+def number_text(value: Any) -> str:
+    """A number as the input shows it: 5, 0.25, 1 (not 1.0)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return str(value)
+
+
+def human_error(error: Any) -> str:
+    """A pydantic error as a short phrase: "must be 1 or more", "required", ..."""
+    ctx = error.get("ctx") or {}
+    kind = error.get("type", "")
+    bounds = {
+        "greater_than_equal": ("ge", "must be {} or more"),
+        "less_than_equal": ("le", "must be {} or less"),
+        "greater_than": ("gt", "must be more than {}"),
+        "less_than": ("lt", "must be less than {}"),
+    }
+    if kind in bounds and bounds[kind][0] in ctx:
+        key, text = bounds[kind]
+        return text.format(number_text(ctx[key]))
+    if kind == "missing":
+        return "required"
+    return str(error.get("msg", "invalid value")).removeprefix("Value error, ")
 
 
 def field_label(name: str, field: FieldInfo) -> str:
     """The field's title, else its name in words; optional fields say so."""
-    label = field.title or name.replace("_", " ").capitalize()
+    label = field.title or _words(name)
     return f"{label} (optional)" if _is_optional(field) else label
 
 
@@ -189,15 +315,12 @@ def _field_input(name: str, field: FieldInfo, inputs: dict[str, Any]) -> Any:
         element = ui.checkbox(label, value=bool(default))
     elif base in (int, float):
         low, high = _limits(field)
-        element = ui.number(
-            label,
-            value=default,
-            min=low,
-            max=high,
-            step=1 if base is int else None,
-            precision=0 if base is int else None,
-            validation=check,
-        ).props("clearable" if _is_optional(field) else "")
+        text = "" if default is None else number_text(default)
+        element = ui.input(label, value=text, validation=check)
+        element.props(f'inputmode="{NUMBER_INPUTS[base]}"')
+        element.props("clearable" if _is_optional(field) else "")
+        if low is not None or high is not None:
+            element.props(f'hint="{_range_hint(low, high)}"')
     else:
         element = ui.input(label, value="" if default is None else str(default), validation=check)
     if field.description:
@@ -209,14 +332,22 @@ def _checker(field: FieldInfo) -> typing.Callable[[Any], str | None]:
     """A live check for one input, using the field's own type and constraints."""
     adapter: TypeAdapter[Any] = TypeAdapter(Annotated[field.annotation, *field.metadata])
     optional = _is_optional(field)
+    base = _base_type(field)
 
     def check(value: Any) -> str | None:
+        if base in (int, float):
+            try:
+                value = parse_number(value, base)
+            except ValueError as exc:
+                return str(exc)
+            if value is None:
+                return None if optional else "enter a number"
         if value in (None, "") and (optional or not field.is_required()):
             return None
         try:
             adapter.validate_python(value)
         except ValidationError as exc:
-            return exc.errors()[0]["msg"]
+            return human_error(exc.errors(include_url=False)[0])
         return None
 
     return check
@@ -234,6 +365,16 @@ def _limits(field: FieldInfo) -> tuple[float | None, float | None]:
         elif isinstance(constraint, annotated_types.Lt):
             high = constraint.lt
     return low, high
+
+
+def _words(name: str) -> str:
+    return name.replace("_", " ").capitalize()
+
+
+def _range_hint(low: float | None, high: float | None) -> str:
+    if low is not None and high is not None:
+        return f"{number_text(low)} to {number_text(high)}"
+    return f"at least {number_text(low)}" if low is not None else f"at most {number_text(high)}"
 
 
 def _is_optional(field: FieldInfo) -> bool:

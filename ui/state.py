@@ -16,6 +16,13 @@ from services.models import Task, TaskView
 from ui import format
 from ui.design import CONNECTION_LOOKS, NO_TASK_LOOK, STATUS_LOOKS
 
+# A pending task waits this long before the page says that no worker has taken it yet
+# (with a worker in this process; without one it says so at once).
+PENDING_HINT_SECONDS = 3.0
+WAITING_FOR_WORKER = "waiting for a worker to pick it up"
+NO_LOCAL_WORKER = f"{WAITING_FOR_WORKER} (none runs in this app: start `main.py worker`)"
+PROGRESS_COLORS = {"failed": "negative", "cancelled": "deep-orange-10"}
+
 
 @binding.bindable_dataclass
 class TaskState:
@@ -41,7 +48,10 @@ class TaskState:
     progress: float = 0.0
     progress_percent: int = 0
     progress_text: str = ""
+    progress_color: str = "primary"
     message: str = ""
+    task_message: str = ""  # the worker's own message, before view-only hints
+    local_worker: bool = True  # a worker runs in this process
     error: str = ""
     connection_error: str = ""
     result_id: str | None = None
@@ -75,7 +85,11 @@ class TaskState:
         self.progress_percent = progress
         self.progress = progress / 100
         self.progress_text = f"{progress} %"
-        self.message = view.message or ""
+        self.progress_color = PROGRESS_COLORS.get(status, "primary")
+        # A failed task's last progress message ("step 2 of 5") would contradict its reason,
+        # which the failure panel shows.
+        self.task_message = "" if view.is_failed else (view.message or "")
+        self.message = self._pending_message(None) or self.task_message
         self.error = (view.error or "") if view.is_failed else ""
         self.connection_error = "" if view.is_failed else (view.error or "")
         self.result_id = str(view.result_id) if view.result_id else None
@@ -102,10 +116,10 @@ class TaskState:
             return
         now = now or datetime.now(UTC)
         if self.is_pending:
-            waited = (
-                format.duration((now - task.created_at).total_seconds()) if task.created_at else ""
-            )
+            seconds = (now - task.created_at).total_seconds() if task.created_at else None
+            waited = format.duration(seconds) if seconds is not None else ""
             self.timing_text = f"waiting {waited}" if waited else ""
+            self.message = self._pending_message(seconds) or self.task_message
         elif task.started_at is None:
             self.timing_text = ""
         else:
@@ -116,6 +130,16 @@ class TaskState:
             self.timing_text = (
                 text if left is None else f"{text} · about {format.duration(left)} left"
             )
+
+    def _pending_message(self, waited: float | None) -> str:
+        """'waiting for a worker…' for a pending task no worker took (view-only, no message)."""
+        if not self.is_pending or self.task_message:
+            return ""
+        if not self.local_worker:
+            return NO_LOCAL_WORKER
+        if waited is not None and waited >= PENDING_HINT_SECONDS:
+            return WAITING_FOR_WORKER
+        return ""
 
 
 def _word(value: Any) -> str:

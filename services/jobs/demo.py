@@ -60,6 +60,7 @@ class DemoJob:
             "elapsed_seconds": elapsed,
             "sum_of_squares": sum(i * i for i in range(1, params.steps + 1)),
             "rows": rows,
+            "rows_total": params.steps,  # rows holds the first TABLE_ROWS steps only
         }
 
 

@@ -139,3 +139,73 @@ def test_surface_options_are_checked_before_anything_starts(
 
     assert status == 1
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("host", ["256.1.1.1", "no such host.invalid"])
+def test_an_invalid_host_is_blamed_on_the_host_not_the_port(
+    host: str, clean_env: Path, capsys: pytest.CaptureFixture
+) -> None:
+    status = main.main(["run", "--no-show", "--host", host, "--data-dir", str(clean_env)])
+
+    err = capsys.readouterr().err.strip()
+    assert status == 1
+    assert err == (
+        f"tasklight: cannot listen on {host!r}: not an IP address or a known host name; "
+        "choose another address with --host"
+    )
+
+
+def test_a_host_of_another_machine_is_explained(
+    clean_env: Path, capsys: pytest.CaptureFixture
+) -> None:
+    status = main.main(["run", "--no-show", "--host", "192.0.2.1", "--data-dir", str(clean_env)])
+
+    err = capsys.readouterr().err.strip()
+    assert status == 1
+    assert err.startswith("tasklight: cannot listen on 192.0.2.1: not an address of this machine")
+    assert err.endswith("choose another address with --host")
+    assert "--port" not in err
+
+
+def test_run_keeps_the_browsers_storage_private_in_the_data_dir(
+    clean_env: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hosted mode (SUPABASE_URL set; unreachable here, so run stops after the set-up)."""
+    from nicegui import app
+    from nicegui.storage import Storage
+
+    monkeypatch.setattr(Storage, "path", Storage.path)  # restored after the test
+    monkeypatch.setattr(app, "storage", app.storage)
+    monkeypatch.setenv("NICEGUI_STORAGE_PATH", "unused")
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        dead_port = closed.getsockname()[1]
+    monkeypatch.setenv("SUPABASE_URL", f"http://127.0.0.1:{dead_port}")
+    monkeypatch.setenv("SUPABASE_PUBLISHABLE_KEY", "sb_publishable_x")
+    data_dir = clean_env / "data"
+    storage = data_dir / "ui-storage"
+    storage.mkdir(parents=True, mode=0o755)
+    storage.chmod(0o755)  # an existing, too open directory is tightened
+
+    status = main.main(["run", "--no-show", "--port", "0", "--data-dir", str(data_dir)])
+
+    assert status == 1
+    assert "cannot reach the supabase project" in capsys.readouterr().err
+    assert storage.stat().st_mode & 0o777 == 0o700
+    assert Storage.path == storage
+    assert os.environ["NICEGUI_STORAGE_PATH"] == str(storage)
+    assert not (clean_env / ".nicegui").exists()
+
+
+def test_the_localbase_data_dir_help_does_not_mention_the_ui(
+    capsys: pytest.CaptureFixture,
+) -> None:
+    with pytest.raises(SystemExit):
+        main.main(["localbase", "--help"])
+    stack_help = capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main.main(["run", "--help"])
+    run_help = capsys.readouterr().out
+
+    assert "storage" not in stack_help
+    assert "per-browser storage" in " ".join(run_help.split())

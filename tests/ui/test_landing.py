@@ -33,9 +33,9 @@ async def test_landing_shows_the_demo_form_with_its_defaults(user: User) -> None
     await user.should_see("New task")
 
     assert _one(user, "kind").value == "demo"  # type: ignore[attr-defined]
-    assert _one(user, "steps").value == 5  # type: ignore[attr-defined]
-    assert _one(user, "step_seconds").value == 1.0  # type: ignore[attr-defined]
-    assert _one(user, "fail_at_step").value is None  # type: ignore[attr-defined]
+    assert _one(user, "steps").value == "5"  # type: ignore[attr-defined]
+    assert _one(user, "step_seconds").value == "1"  # type: ignore[attr-defined]
+    assert _one(user, "fail_at_step").value == ""  # type: ignore[attr-defined]
     assert _status(user) == "no task yet"
     await user.should_see("Submit")
 
@@ -86,8 +86,8 @@ async def test_an_invalid_field_is_marked_and_nothing_is_submitted(user: User) -
 
     user.find(marker="submit").click()
 
-    await user.should_see("invalid parameters: steps: Input should be greater than or equal to 1")
-    assert steps.error  # type: ignore[attr-defined]
+    await user.should_see("Not submitted: Steps: must be 1 or more")
+    assert steps.error == "must be 1 or more"  # type: ignore[attr-defined]
     assert _status(user) == "no task yet"
 
 
@@ -99,7 +99,7 @@ async def test_a_fail_step_after_the_last_step_is_refused_with_the_reason(user: 
 
     user.find(marker="submit").click()
 
-    await user.should_see("fail_at_step (4) is after the last step", retries=20)
+    await user.should_see("Fail at step (4) is after the last step", retries=20)
     assert _status(user) == "no task yet"
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from services.models import ConnectionState, Task, TaskStatus, TaskView
 from ui.design import CONNECTION_LOOKS, STATUS_LOOKS
-from ui.state import TaskState
+from ui.state import PENDING_HINT_SECONDS, WAITING_FOR_WORKER, TaskState
 
 
 def _view(connection: ConnectionState = ConnectionState.LIVE, error: str | None = None,
@@ -53,3 +55,45 @@ def test_no_task_yet_is_shown_when_the_view_is_empty() -> None:
     state.apply(TaskView())
 
     assert (state.status, state.has_task, state.progress) == ("no task yet", False, 0.0)
+
+
+def _pending(created_seconds_ago: float) -> tuple[TaskView, Task]:
+    created = datetime.now(UTC) - timedelta(seconds=created_seconds_ago)
+    task = Task.model_validate({"id": "t1", "kind": "demo", "status": "pending",
+                                "created_at": created})  # fmt: skip
+    return TaskView.build("t1", task, ConnectionState.LIVE), task
+
+
+def test_a_pending_task_says_it_waits_for_a_worker_after_a_few_seconds() -> None:
+    state = TaskState()
+    view, task = _pending(1)
+    state.apply(view)
+    state.apply_row(task)
+    assert state.message == ""
+
+    view, task = _pending(PENDING_HINT_SECONDS + 1)
+    state.apply(view)
+    state.apply_row(task)
+    assert state.message == WAITING_FOR_WORKER
+
+
+def test_without_a_worker_in_the_app_a_pending_task_says_so_at_once() -> None:
+    state = TaskState(local_worker=False)
+
+    state.apply(_pending(0)[0])
+
+    assert state.message.startswith(WAITING_FOR_WORKER)
+    assert "main.py worker" in state.message
+
+
+def test_a_failed_task_has_a_red_bar_and_drops_its_last_progress_message() -> None:
+    state = TaskState()
+    state.apply(_view(status="processing", progress=40, message="step 2 of 5"))
+    assert state.progress_color == "primary"
+
+    state.apply(_view(status="failed", progress=40, message="step 2 of 5",
+                      error_message="step 3 of 5 failed on purpose"))  # fmt: skip
+
+    assert state.progress_color == "negative"
+    assert state.message == ""
+    assert state.error == "step 3 of 5 failed on purpose"

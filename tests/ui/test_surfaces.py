@@ -131,7 +131,7 @@ async def test_the_kiosk_runs_one_job_and_resets_to_a_fresh_form(user: User) -> 
     await wait_until(lambda: _status(user) == "completed", 30, "the kiosk task")
     await user.should_see("A new form appears in", retries=30)
     await wait_until(lambda: _status(user) == "no task yet", 10, "the kiosk to reset")
-    assert _one(user, "steps").value == 5  # type: ignore[attr-defined]
+    assert _one(user, "steps").value == "5"  # type: ignore[attr-defined]
 
 
 async def test_the_embed_page_submits_the_query_parameters(user: User) -> None:
