@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -84,13 +85,15 @@ def _stop(app: App) -> None:
 
 
 @pytest.fixture
-def running_app(tmp_path: Path) -> Iterator[App]:
+def running_app() -> Iterator[App]:
     """`uv run main.py --no-show` on free ports, embedded stack in a temp dir."""
     if shutil.which("uv") is None:
         pytest.skip("uv is not on PATH")
     port, localbase_port = _free_port(), _free_port()
-    data_dir = tmp_path / "data"
-    log_path = tmp_path / "main.log"
+    # Not pytest's tmp_path: concurrent runs prune its base dir under Postgres' feet.
+    work = Path(tempfile.mkdtemp(prefix="tasklight-live-"))
+    data_dir = work / "data"
+    log_path = work / "main.log"
     # NiceGUI takes PYTEST_CURRENT_TEST as "running inside pytest" and changes ui.run().
     inherited = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
     env = {
@@ -101,7 +104,6 @@ def running_app(tmp_path: Path) -> Iterator[App]:
         "SUPABASE_ANON_KEY": "",
         "SUPABASE_SECRET_KEY": "",
         "SUPABASE_SERVICE_ROLE_KEY": "",
-        "NICEGUI_STORAGE_PATH": str(tmp_path / "nicegui"),
     }
     command = [
         "uv", "run", "main.py", "--no-show",
@@ -120,6 +122,7 @@ def running_app(tmp_path: Path) -> Iterator[App]:
         yield app
     finally:
         _stop(app)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 @pytest.fixture
@@ -170,8 +173,17 @@ def test_one_click_shows_the_demo_task_completing_live(running_app: App, browser
         status_is_completed, message=f"statuses seen: {seen}\n{running_app.log_tail()}"
     )
     assert "processing" in seen, seen
+    # The result is read after `completed` arrives: wait for it (the card says
+    # "loading result…" meanwhile), not for a fixed time.
+    WebDriverWait(browser, 20, poll_frequency=0.1).until(
+        lambda driver: "5 steps done" in driver.find_element(By.TAG_NAME, "body").text,
+        message=f"no result text:\n{running_app.log_tail()}",
+    )
     assert browser.execute_script("return window.tasklightPageLoad") == "first"
-    assert "5 steps done" in browser.find_element(By.TAG_NAME, "body").text
+    # The browser's identity (its refresh token) is stored privately in the data dir.
+    storage = running_app.data_dir / "ui-storage"
+    assert storage.stat().st_mode & 0o777 == 0o700
+    assert list(storage.glob("storage-user-*.json"))
 
 
 def test_sigterm_stops_the_embedded_postgres(running_app: App) -> None:
