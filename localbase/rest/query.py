@@ -105,6 +105,7 @@ class Preferences:
     resolution: str | None = None  # "merge-duplicates" | "ignore-duplicates"
     strict: bool = False  # handling=strict
     max_affected: int | None = None
+    timezone: str | None = None
     applied: list[str] = field(default_factory=list)
     invalid: list[str] = field(default_factory=list)
 
@@ -375,6 +376,8 @@ def parse_prefer(values: list[str]) -> Preferences:
                 prefs.strict = value == "strict"
             elif name == "max-affected" and value.isdigit():
                 prefs.max_affected = int(value)
+            elif name == "timezone" and value:
+                prefs.timezone = value
             else:
                 prefs.invalid.append(item)
                 continue

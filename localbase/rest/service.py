@@ -113,6 +113,7 @@ class RestService:
         body = await self._json_body(request) if request.method in {"POST", "PATCH"} else None
 
         async with self._transaction(claims) as conn:
+            await _apply_timezone(conn, prefs)
             table = await sql.load_table(conn, schema, name)
             embeds = await sql.resolve_embeds(conn, table, query.select)
             total = None
@@ -146,6 +147,7 @@ class RestService:
         else:
             args = None
         async with self._transaction(claims) as conn:
+            await _apply_timezone(conn, prefs)
             return await call_function(
                 conn, request, schema, request.path_params["function"], args, prefs, representation
             )
@@ -250,6 +252,29 @@ class _ClaimsTransaction:
 
 
 # -- statements -------------------------------------------------------------------------------
+
+
+async def _apply_timezone(conn: asyncpg.Connection, prefs: Preferences) -> None:
+    """``Prefer: timezone=...``: render timestamptz values in that zone, as PostgREST does.
+
+    An unknown zone is ignored (and not reported as applied) unless ``handling=strict``.
+    """
+    if prefs.timezone is None:
+        return
+    known = await conn.fetchval(
+        "select exists(select 1 from pg_timezone_names where name = $1)", prefs.timezone
+    )
+    if known:
+        await conn.execute("select set_config('timezone', $1, true)", prefs.timezone)
+        return
+    applied = f"timezone={prefs.timezone}"
+    if applied in prefs.applied:
+        prefs.applied.remove(applied)
+    if prefs.strict:
+        raise PostgrestError(
+            400, "PGRST122", "Invalid preferences given with handling=strict",
+            details=f"Invalid preferences: {applied}",
+        )  # fmt: skip
 
 
 async def _read(

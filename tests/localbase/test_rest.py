@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import jwt
 import pytest
@@ -215,3 +217,23 @@ async def test_requests_run_with_their_roles_statement_timeout(
         await database.close()
 
     assert (anon, authenticated, service) == ("3s", "8s", "0")
+
+
+async def test_prefer_timezone_renders_timestamps_in_that_zone(
+    localbase: LocalbaseThread, service_client: Any
+) -> None:
+    async with signed_in_user(localbase) as alice:
+        task = (await alice.table("tasks").insert({"kind": "tz"}).execute()).data[0]
+    url = f"{localbase.url}/rest/v1/tasks?select=created_at&id=eq.{task['id']}"
+    headers = {
+        "apikey": localbase.keys.secret_key,
+        "Authorization": f"Bearer {localbase.keys.service_role_key}",
+    }
+    async with httpx.AsyncClient() as http:
+        tokyo = await http.get(url, headers={**headers, "Prefer": "timezone=Asia/Tokyo"})
+        bogus = await http.get(url, headers={**headers, "Prefer": "timezone=Nowhere/Atlantis"})
+
+    assert tokyo.json()[0]["created_at"].endswith("+09:00")
+    assert tokyo.headers.get("preference-applied") == "timezone=Asia/Tokyo"
+    assert bogus.json()[0]["created_at"].endswith("+00:00")
+    assert "timezone" not in (bogus.headers.get("preference-applied") or "")
