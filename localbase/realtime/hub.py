@@ -22,9 +22,10 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from localbase.realtime.filters import matches
+from localbase.realtime.index import BindingIndex
 from localbase.realtime.pgoutput import UNCHANGED, Relation, RowChange, Transaction, Tuple
 from localbase.realtime.pgtypes import TypeRegistry
-from localbase.realtime.protocol import Binding, Channel
+from localbase.realtime.protocol import Channel
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,8 @@ class Visibility(Protocol):
 class _Live:
     channel: Channel
     sink: Sink
+    seq: int = 0  # when it was added: matches come out in this order, as they always did
+    wild_schemas: frozenset[str] = frozenset()  # schemas it watches with table "*" / None
 
 
 @dataclass(eq=False, slots=True)
@@ -92,7 +95,8 @@ class Hub:
         self.types = types
         self.visibility = visibility
         self._live: dict[Channel, _Live] = {}
-        self._by_table: dict[tuple[str, str | None], dict[Channel, _Live]] = {}
+        self._index = BindingIndex(types.to_python)
+        self._added = 0
         self.delivered = 0  # frames pushed, for the bench and the logs
 
     def __len__(self) -> int:
@@ -101,29 +105,17 @@ class Hub:
     def add(self, channel: Channel, sink: Sink) -> None:
         """Make a channel's bindings live: every change decoded after this call is matched."""
         self.remove(channel)
-        live = _Live(channel, sink)
+        self._added += 1
+        wild = frozenset(b.schema or "public" for b in channel.bindings if b.table in (None, "*"))
+        live = _Live(channel, sink, self._added, wild)
         self._live[channel] = live
-        for key in self._keys(channel):
-            self._by_table.setdefault(key, {})[channel] = live
+        self._index.add(live, channel.bindings)
 
     def remove(self, channel: Channel) -> None:
         """Stop matching a channel; no-op when it is not live."""
-        if self._live.pop(channel, None) is None:
-            return
-        for key in self._keys(channel):
-            table = self._by_table.get(key)
-            if table is not None:
-                table.pop(channel, None)
-                if not table:
-                    del self._by_table[key]
-
-    @staticmethod
-    def _keys(channel: Channel) -> set[tuple[str, str | None]]:
-        keys = set()
-        for binding in channel.bindings:
-            table = None if binding.table in (None, "*") else binding.table
-            keys.add((binding.schema or "public", table))
-        return keys
+        live = self._live.pop(channel, None)
+        if live is not None:
+            self._index.remove(live)
 
     async def dispatch(self, transactions: list[Transaction]) -> None:
         """Deliver committed transactions; returns once every frame is queued.
@@ -205,21 +197,24 @@ class Hub:
             ]
 
     def _matching(self, change: RowChange) -> list[tuple[_Live, list[int]]]:
-        """Live channels with at least one binding this change matches, and those ids."""
+        """Live channels with at least one binding this change matches, and those ids.
+
+        Channels come in the order the per-table scan always gave (those watching every
+        table of the schema first, then by when they were added), ids in binding order.
+        """
         relation = change.relation
-        candidates = {
-            **self._by_table.get((relation.schema, None), {}),
-            **self._by_table.get((relation.schema, relation.name), {}),
-        }
-        if not candidates:
+        if not self._index.watches(relation.schema, relation.name, change.kind):
             return []
         values = self._filter_values(change)
-        matched = []
-        for live in candidates.values():
-            ids = [b.id for b in live.channel.bindings if self._binding_matches(b, change, values)]
-            if ids:
-                matched.append((live, ids))
-        return matched
+        coerce = self.types.to_python
+        hits: dict[_Live, list[int]] = {}
+        candidates = self._index.candidates(relation.schema, relation.name, change.kind, values)
+        for (owner, position), binding in candidates:
+            if matches(binding.conditions, values, coerce):
+                hits.setdefault(owner, []).append(position)  # type: ignore[arg-type]
+        schema = relation.schema
+        order = sorted(hits, key=lambda live: (schema not in live.wild_schemas, live.seq))
+        return [(live, [live.channel.bindings[p].id for p in sorted(hits[live])]) for live in order]
 
     async def _push(
         self,
@@ -236,17 +231,6 @@ class Hub:
             data = await self._data_json(change, info, live.channel, ids, stamp, payloads)
             live.sink.push(_frame(live.channel.topic, ids, data))
             self.delivered += 1
-
-    def _binding_matches(
-        self, binding: Binding, change: RowChange, values: dict[str, tuple[str | None, int]]
-    ) -> bool:
-        if binding.event not in ("*", change.kind):
-            return False
-        if (binding.schema or "public") != change.relation.schema:
-            return False
-        if binding.table not in (None, "*", change.relation.name):
-            return False
-        return matches(binding.conditions, values, self.types.to_python)
 
     @staticmethod
     def _filter_values(change: RowChange) -> dict[str, tuple[str | None, int]]:
