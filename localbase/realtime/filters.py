@@ -92,7 +92,7 @@ class Condition:
             return actual in expected
         try:
             return _COMPARE[self.operator](actual, expected)
-        except TypeError:
+        except (TypeError, ArithmeticError):  # e.g. a Decimal compared with NaN
             return False
 
     def _expected(self, type_oid: int, coerce: Coerce) -> Any:

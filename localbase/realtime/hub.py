@@ -167,7 +167,9 @@ class Hub:
         info = await self.visibility.table_info(items[0].change.relation)
         keys: list[dict[str, str]] = []
         claims: dict[str, dict[str, Any]] = {}
-        probes: list[tuple[_Work, int | None]] = []
+        # Each subscriber's claims are read once, before the query: a token refreshed while
+        # it runs must not leave a subscriber without a verdict.
+        probes: list[tuple[_Work, int, list[str | None]]] = []
         for item in items:
             item.info = item.info or info
             if item.change.kind == "DELETE" or not info.rls_enabled:
@@ -177,11 +179,16 @@ class Hub:
             if key is None:  # no primary key: the real service sends an error variant
                 item.allowed = [False] * len(item.matched)
                 continue
-            probes.append((item, len(keys)))
-            keys.append(key)
+            subscriber_keys: list[str | None] = []
             for live, _ in item.matched:
-                if live.channel.claims.get("role") != "service_role":
-                    claims.setdefault(_claims_key(live.channel.claims), live.channel.claims)
+                if live.channel.claims.get("role") == "service_role":
+                    subscriber_keys.append(None)
+                    continue
+                claims_key = _claims_key(live.channel.claims)
+                claims.setdefault(claims_key, live.channel.claims)
+                subscriber_keys.append(claims_key)
+            probes.append((item, len(keys), subscriber_keys))
+            keys.append(key)
         if not probes:
             return
         names = list(claims)
@@ -189,11 +196,10 @@ class Hub:
             items[0].change.relation, info, keys, list(claims.values())
         )
         verdict = dict(zip(names, seen, strict=True))
-        for item, position in probes:
+        for item, position, subscriber_keys in probes:
             item.allowed = [
-                live.channel.claims.get("role") == "service_role"
-                or position in verdict[_claims_key(live.channel.claims)]
-                for live, _ in item.matched
+                claims_key is None or position in verdict[claims_key]
+                for claims_key in subscriber_keys
             ]
 
     def _matching(self, change: RowChange) -> list[tuple[_Live, list[int]]]:

@@ -129,3 +129,8 @@ def test_a_backtracking_match_pattern_gives_up_as_no_match() -> None:
 
     assert not passes("status=match.^(a+)+$", row)
     assert passes("status=match.^(a+)+!$", row)
+
+
+@pytest.mark.parametrize("filter_text", ["amount=gt.NaN", "amount=eq.sNaN", "amount=lte.NaN"])
+def test_numeric_comparisons_with_nan_are_false_not_errors(filter_text: str) -> None:
+    assert not passes(filter_text)
