@@ -47,6 +47,11 @@ NATIVE_INSTALL_HINT = (
     "`apt-get install libxcb-cursor0 libxkbcommon-x11-0 libegl1 libnss3`"
 )
 
+NO_DISPLAY_HINT = (
+    "the native window needs a display, but neither DISPLAY nor WAYLAND_DISPLAY is set; "
+    "run without --native (the page opens in a browser) or start it in a desktop session"
+)
+
 ENVIRONMENT_HELP = textwrap.dedent(
     f"""\
     environment (read from the process and from a .env file in the working directory):
@@ -162,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--kiosk",
         action="store_true",
         help="serve the kiosk at / (one job kind, large type, dark, self-resetting); full "
-        "screen in a native window when pywebview is installed, else in the browser",
+        "screen in a native window when pywebview is installed and a display exists (and "
+        "not --no-show), else in the browser",
     )
     run.add_argument(
         "--kiosk-kind",
@@ -238,9 +244,7 @@ def command_run(args: argparse.Namespace) -> int:
     settings = Settings()
     registry = load_registry(args.jobs)
     check_page_options(args, registry)
-    native = args.native or (args.kiosk and native_available())
-    if args.native and not native_available():
-        raise CliError(NATIVE_INSTALL_HINT)
+    native = wants_native(args)
     data_dir = resolve_data_dir(args.data_dir)
     ensure_port_free(args.host, args.port, "--port", host_option="--host")
     # Before NiceGUI is imported: it reads its storage path at import time.
@@ -378,6 +382,28 @@ def check_page_options(args: argparse.Namespace, registry: JobRegistry) -> None:
         raise CliError("--kiosk-reset must be 0 or more seconds")
     if args.root_path and not args.root_path.startswith("/"):
         raise CliError(f"--root-path {args.root_path!r} must start with /")
+
+
+def wants_native(args: argparse.Namespace) -> bool:
+    """Whether to open a native window; `--native` without the extra or a display is a CliError.
+
+    `--kiosk` uses the native window only when the extra is installed, a display exists and
+    `--no-show` is not given; otherwise the kiosk is served to the browser.
+    """
+    if args.native:
+        if not native_available():
+            raise CliError(NATIVE_INSTALL_HINT)
+        if not display_available():
+            raise CliError(NO_DISPLAY_HINT)
+        return True
+    return bool(args.kiosk and not args.no_show and native_available() and display_available())
+
+
+def display_available() -> bool:
+    """False on Linux/BSD without DISPLAY or WAYLAND_DISPLAY (Qt would abort there)."""
+    if sys.platform in ("win32", "darwin"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 def native_available() -> bool:

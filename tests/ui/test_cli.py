@@ -124,6 +124,47 @@ def test_native_without_the_extra_says_what_to_install(
     assert "uv sync --extra native" in capsys.readouterr().err
 
 
+def test_native_without_a_display_is_one_line_and_exit_status_1(
+    clean_env: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(main, "native_available", lambda: True)
+    monkeypatch.setattr(main.sys, "platform", "linux")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+
+    status = main.main(["run", "--native", "--data-dir", str(clean_env)])
+
+    assert status == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("tasklight: the native window needs a display")
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "display", "expected"),
+    [
+        (["--kiosk"], ":0", True),
+        (["--kiosk", "--no-show"], ":0", False),
+        (["--kiosk"], None, False),
+        (["--native"], ":0", True),
+        ([], ":0", False),
+    ],
+)
+def test_the_kiosk_opens_a_native_window_only_with_a_display_and_without_no_show(
+    monkeypatch: pytest.MonkeyPatch, argv: list[str], display: str | None, expected: bool
+) -> None:
+    monkeypatch.setattr(main, "native_available", lambda: True)
+    monkeypatch.setattr(main.sys, "platform", "linux")
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    if display is None:
+        monkeypatch.delenv("DISPLAY", raising=False)
+    else:
+        monkeypatch.setenv("DISPLAY", display)
+    args = main.build_parser().parse_args(["run", *argv])
+
+    assert main.wants_native(args) is expected
+
+
 @pytest.mark.parametrize(
     ("option", "message"),
     [
