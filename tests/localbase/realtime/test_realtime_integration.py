@@ -24,7 +24,7 @@ from localbase.server import LocalbaseThread
 
 pytestmark = pytest.mark.integration
 
-WAIT = 5.0
+WAIT = 15.0  # waits end as soon as their condition holds; generous for loaded machines
 
 
 @dataclass
