@@ -1,4 +1,4 @@
-"""PageController: binds one tab to its browser's Viewer (shared by every surface).
+"""PageController: binds one tab to its browser's Viewer for the tab's surface.
 
 It mirrors the active task into a TaskState, loads a completed task's result, keeps the
 history list current and forwards the person's actions (submit, cancel, watch, re-run) to
@@ -25,7 +25,7 @@ from ui.components import result_loading, result_view
 from ui.history import HistoryList
 from ui.state import TaskState
 from ui.toast import toast
-from ui.viewers import ACTIVE_TASK_KEY, Viewer, Viewers
+from ui.viewers import Viewer, Viewers
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +44,16 @@ class PageController:
     """One tab's live task, result, history and actions."""
 
     def __init__(
-        self, client: Client, viewers: Viewers, *, dark: bool = False, local_worker: bool = True
+        self,
+        client: Client,
+        viewers: Viewers,
+        *,
+        dark: bool = False,
+        local_worker: bool = True,
+        surface: str = "",
     ) -> None:
         self.client = client
+        self.surface = surface
         self.viewers = viewers
         self.dark = dark
         self.state = TaskState(local_worker=local_worker)
@@ -69,18 +76,30 @@ class PageController:
     # Start-up and teardown
 
     async def start(self) -> bool:
-        """Wait for the browser, sign in, follow the stored task; False when that failed."""
-        self.client.on_delete(self._leave)
+        """Wait for the browser, sign in, follow the stored task; False when that failed.
+
+        A page that was fetched but never connected (a prefetch, `curl`) is deleted by NiceGUI
+        after a while, together with its browser's storage: then nothing is acquired.
+        """
         ui.add_body_html(VISIBILITY_SCRIPT)
         await self.client.connected()
+        if self.client.is_deleted:
+            return False
         try:
-            self.viewer = await self.viewers.acquire(self._browser_id, app.storage.user)
+            self.viewer = await self.viewers.acquire(
+                self._browser_id, app.storage.user, self.surface
+            )
         except ServiceError as exc:
             log.warning("could not open a session for browser %s: %s", self._browser_id, exc)
             toast(f"cannot reach the task service: {exc}", "negative", sticky=True)
             if self.history is not None:
                 self.history.show([], None, str(exc))
             return False
+        if self.client.is_deleted:  # the tab went away while signing in
+            await self.viewers.release(self._browser_id, self.surface)
+            self.viewer = None
+            return False
+        self.client.on_delete(self._leave)
         self.api = TasksApi(self.viewer.session.client)
         self._forget.append(self.viewer.context.add_listener(self._on_view))
         self._forget.append(self.viewer.context.add_notice_listener(self._on_notice))
@@ -106,7 +125,7 @@ class PageController:
     async def _leave(self) -> None:
         for remove in self._forget:
             remove()
-        await self.viewers.release(self._browser_id)
+        await self.viewers.release(self._browser_id, self.surface)
 
     # Actions
 
@@ -158,12 +177,7 @@ class PageController:
         """Make a task (None: no task) the active one for this browser."""
         if self.viewer is None:
             return
-        if task_id is None:
-            app.storage.user.pop(ACTIVE_TASK_KEY, None)
-        else:
-            user_id = self.viewer.session.user_id
-            app.storage.user[ACTIVE_TASK_KEY] = {"user_id": user_id, "task_id": task_id}
-        await self.viewer.context.set_task(task_id)
+        await self.viewer.watch(task_id)
         if self.history is not None and self.history.tasks is not None:
             self.history.show(self.history.tasks, task_id)
 

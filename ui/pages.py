@@ -1,7 +1,8 @@
 """The pages: `/` (full), `/kiosk` (one job, large, self-resetting) and `/embed` (iframes).
 
 With `PageOptions.kiosk` the kiosk is also served at `/`, so a native full-screen window,
-which always opens the root, shows it.
+which always opens the root, shows it. The kiosk and each embedded kind follow their own
+active task (see ui.viewers), so they show only tasks they started and leave `/` alone.
 """
 
 from __future__ import annotations
@@ -162,7 +163,8 @@ async def kiosk_page(
     client: Client, viewers: Viewers, job: Job, reset_seconds: float, local_worker: bool = True
 ) -> None:
     """Full screen, dark, large type, one job; a fresh form `reset_seconds` after a task ends."""
-    page = PageController(client, viewers, dark=True, local_worker=local_worker)
+    surface = f"kiosk:{job.kind}"
+    page = PageController(client, viewers, dark=True, local_worker=local_worker, surface=surface)
     countdown = {"left": 0.0}
     form: ParamsForm
 
@@ -238,7 +240,9 @@ async def embed_page(
     """
     theme = query.pop("theme", None)
     kind = query.pop("kind", None) or registry.kinds()[0]
-    page = PageController(client, viewers, dark=theme == "dark", local_worker=local_worker)
+    page = PageController(
+        client, viewers, dark=theme == "dark", local_worker=local_worker, surface=f"embed:{kind}"
+    )
     with bare_frame(dark=None if theme not in ("dark", "light") else theme == "dark"):
         if kind not in registry:
             ui.label(f"Unknown job kind {kind!r}; known: {', '.join(registry.kinds())}").classes(

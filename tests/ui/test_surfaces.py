@@ -152,3 +152,41 @@ async def test_the_embed_page_explains_bad_query_parameters(user: User) -> None:
     await user.should_see("invalid parameters: steps: Input should be greater than or equal to 1")
     await user.open("/embed?kind=nope")
     await user.should_see("Unknown job kind 'nope'")
+
+
+async def test_kiosk_and_embed_show_only_their_own_tasks_and_leave_the_full_page_alone(
+    user: User,
+) -> None:
+    await user.open("/")
+    await _ready(user)
+    await _choose(user, "csv")
+    await _upload(user, "weather.csv", CSV)
+    user.find(marker="submit").click()
+    await wait_until(lambda: _status(user) == "completed", 30, "the csv task on /")
+    csv_task = _one(user, "task-id").text  # type: ignore[attr-defined]
+
+    await user.open("/kiosk")
+    await _ready(user)
+    assert _status(user) == "no task yet"
+    await user.should_not_see("weather.csv: 4 rows × 2 columns")
+
+    await user.open("/embed?kind=demo&steps=1&step_seconds=0")
+    await _ready(user)
+    assert _status(user) == "no task yet"
+    assert _one(user, "result-summary").text == ""  # type: ignore[attr-defined]
+    user.find(marker="submit").click()
+    await wait_until(lambda: _status(user) == "completed", 30, "the embedded demo task")
+    await user.should_see("1 step done", retries=50)
+
+    await user.open("/")
+    await _ready(user)
+    await wait_until(lambda: _status(user) == "completed", 10, "the csv task again")
+    assert _one(user, "task-id").text == csv_task  # type: ignore[attr-defined]
+    await user.should_see("weather.csv: 4 rows × 2 columns", retries=50)
+
+    await user.open("/embed?kind=demo")
+    await _ready(user)
+    await wait_until(lambda: _status(user) == "completed", 10, "the embed's own demo task")
+    await user.open("/kiosk")
+    await _ready(user)
+    assert _status(user) == "no task yet"
