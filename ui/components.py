@@ -8,7 +8,7 @@ from typing import Any
 
 from nicegui import ui
 
-from ui import design
+from ui import design, format
 from ui.state import TaskState
 
 
@@ -46,6 +46,12 @@ def status_bar(state: TaskState, on_cancel: Callable[[], Awaitable[None]] | None
             percent.bind_visibility_from(state, "has_task")
             timing = ui.label().classes(design.MUTED).mark("timing")
             timing.bind_text_from(state, "timing_text")
+            timing.bind_visibility_from(state, "stalled", backward=lambda stalled: not stalled)
+            with ui.row().classes("items-center gap-1 no-wrap") as stalled:
+                ui.icon("warning", color="orange-9", size="xs")
+                note = ui.label().classes("text-sm text-orange-9").mark("stalled")
+                note.bind_text_from(state, "timing_text")
+            stalled.bind_visibility_from(state, "stalled")
             attempts = ui.label().classes(f"{design.MUTED} text-weight-medium").mark("attempts")
             attempts.bind_text_from(state, "attempts_text")
             ui.space()
@@ -81,7 +87,9 @@ def cancelled_panel(state: TaskState) -> ui.card:
             ui.icon("cancel", color="deep-orange-10", size="md")
             with ui.column().classes("gap-0"):
                 ui.label("The task was cancelled").classes(design.SECTION_TITLE)
-                ui.label().classes("text-body1").bind_text_from(state, "message")
+                note = ui.label().classes("text-body1").mark("cancel-note")
+                note.bind_text_from(state, "cancel_note")
+                note.bind_visibility_from(state, "cancel_note", backward=bool)
     card.bind_visibility_from(state, "is_cancelled")
     return card
 
@@ -89,19 +97,29 @@ def cancelled_panel(state: TaskState) -> ui.card:
 def chart_view(chart: dict[str, Any], dark: bool = False) -> ui.echart:
     """A bar chart from a result's `chart` entry (title, labels, values, x_label)."""
     text_color = "#e0e0e0" if dark else "#333333"
+    labels = [format.compact_label(label) for label in chart.get("labels", [])]
+    # Short labels fit upright; long ones are turned a little rather than dropped.
+    rotate = 0 if sum(len(label) for label in labels) <= 64 else 30
     options = {
         "title": {"text": chart.get("title", ""), "textStyle": {"color": text_color}},
         "tooltip": {"trigger": "axis"},
-        "grid": {"left": 48, "right": 16, "bottom": 72, "top": 48},
+        "grid": {"left": 48, "right": 16, "bottom": 56 if rotate == 0 else 72, "top": 48},
         "xAxis": {
             "type": "category",
-            "data": [str(label) for label in chart.get("labels", [])],
+            "data": labels,
             "name": chart.get("x_label", ""),
             "nameLocation": "middle",
-            "nameGap": 56,
-            "axisLabel": {"rotate": 30, "color": text_color},
+            "nameGap": 32 if rotate == 0 else 56,
+            "nameTextStyle": {"color": text_color},
+            "axisLabel": {"rotate": rotate, "interval": 0, "color": text_color},
         },
-        "yAxis": {"type": "value", "name": "count", "axisLabel": {"color": text_color}},
+        "yAxis": {
+            "type": "value",
+            "name": "count",
+            "minInterval": 1,
+            "nameTextStyle": {"color": text_color},
+            "axisLabel": {"color": text_color},
+        },
         "series": [
             {
                 "type": "bar",

@@ -27,8 +27,10 @@ STATUS_LOOKS: dict[str, Look] = {
 NO_TASK_LOOK = Look("grey-8", "radio_button_unchecked")
 
 # Keyed by services.models.ConnectionState values; anything unknown is shown as "idle".
+# "done" is the page's own word for an idle channel after the task finished (nothing to follow).
 CONNECTION_LOOKS: dict[str, Look] = {
-    "idle": Look("grey-7", "cloud_off"),
+    "idle": Look("grey-7", "cloud_queue"),
+    "done": Look("grey-7", "check"),
     "connecting": Look("orange-9", "cloud_sync"),
     "live": Look("green-8", "cloud_done"),
     "reconnecting": Look("orange-9", "cloud_sync"),

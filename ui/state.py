@@ -22,6 +22,8 @@ PENDING_HINT_SECONDS = 3.0
 WAITING_FOR_WORKER = "waiting for a worker to pick it up"
 NO_LOCAL_WORKER = f"{WAITING_FOR_WORKER} (none runs in this app: start `main.py worker`)"
 PROGRESS_COLORS = {"failed": "negative", "cancelled": "deep-orange-10"}
+# Cancel messages that only repeat the status word; the page says "cancelled" once already.
+PLAIN_CANCEL_MESSAGES = {"cancelled", "canceled", "cancelled."}
 
 
 @binding.bindable_dataclass
@@ -52,6 +54,8 @@ class TaskState:
     message: str = ""
     task_message: str = ""  # the worker's own message, before view-only hints
     local_worker: bool = True  # a worker runs in this process
+    cancel_note: str = ""  # a cancel message that says more than "cancelled"
+    stalled: bool = False  # processing, but the worker's lease ran out without progress
     error: str = ""
     connection_error: str = ""
     result_id: str | None = None
@@ -65,6 +69,8 @@ class TaskState:
         status = _word(view.status)
         look = STATUS_LOOKS.get(status, NO_TASK_LOOK) if status else NO_TASK_LOOK
         connection = _word(view.connection) or "idle"
+        if connection == "idle" and view.is_terminal:
+            connection = "done"  # nothing left to follow, not a lost connection
         connection_look = CONNECTION_LOOKS.get(connection, CONNECTION_LOOKS["idle"])
         progress = int(view.progress or 0)
 
@@ -88,7 +94,11 @@ class TaskState:
         self.progress_color = PROGRESS_COLORS.get(status, "primary")
         # A failed task's last progress message ("step 2 of 5") would contradict its reason,
         # which the failure panel shows.
-        self.task_message = "" if view.is_failed else (view.message or "")
+        message = view.message or ""
+        cancel_note = message if message.strip().lower() not in PLAIN_CANCEL_MESSAGES else ""
+        self.cancel_note = cancel_note if view.is_cancelled else ""
+        # The cancelled panel says what happened (once); the bar does not repeat it.
+        self.task_message = "" if view.is_failed or view.is_cancelled else message
         self.message = self._pending_message(None) or self.task_message
         self.error = (view.error or "") if view.is_failed else ""
         self.connection_error = "" if view.is_failed else (view.error or "")
@@ -111,6 +121,7 @@ class TaskState:
     def tick(self, now: datetime | None = None) -> None:
         """Recompute elapsed time and ETA (called every second while a task runs)."""
         task = self.row
+        self.stalled = False
         if task is None or task.id != self.task_id:
             self.timing_text = ""
             return
@@ -120,12 +131,18 @@ class TaskState:
             waited = format.duration(seconds) if seconds is not None else ""
             self.timing_text = f"waiting {waited}" if waited else ""
             self.message = self._pending_message(seconds) or self.task_message
+        elif self.is_processing and (stalled := _stalled_text(task, now)):
+            self.stalled = True
+            self.timing_text = stalled
         elif task.started_at is None:
             self.timing_text = ""
         else:
+            # started_at is the current attempt's start (a retry sets it again).
             end = task.finished_at if self.is_terminal and task.finished_at else now
             elapsed = (end - task.started_at).total_seconds()
             text = f"{'took' if self.is_terminal else 'elapsed'} {format.duration(elapsed)}"
+            if self.is_terminal and task.attempts > 1:
+                text += f" in attempt {task.attempts}"
             left = None if self.is_terminal else format.eta(self.progress_percent, elapsed)
             self.timing_text = (
                 text if left is None else f"{text} · about {format.duration(left)} left"
@@ -140,6 +157,20 @@ class TaskState:
         if waited is not None and waited >= PENDING_HINT_SECONDS:
             return WAITING_FOR_WORKER
         return ""
+
+
+def _stalled_text(task: Task, now: datetime) -> str:
+    """'no progress for N s — …' once a processing task's lease ran out, else ''."""
+    lease = task.lease_expires_at
+    if lease is None or now <= lease:
+        return ""
+    since = task.updated_at or task.started_at or lease
+    quiet = format.duration((now - since).total_seconds())
+    if task.attempts < task.max_attempts:
+        then = "it will be retried"
+    else:
+        then = "it will be marked failed (no attempts left)"
+    return f"no progress for {quiet} — the worker may have stopped; {then}"
 
 
 def _word(value: Any) -> str:

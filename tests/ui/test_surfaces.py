@@ -39,7 +39,24 @@ async def test_an_uploaded_csv_is_profiled_into_a_table_and_a_chart(user: User) 
     await user.should_see("weather.csv: 4 rows × 2 columns", retries=50)
     await user.should_see(marker="result-column_profile")
     chart = _one(user, "result-chart")
-    assert chart.options["title"]["text"] == "Distribution of temp"  # type: ignore[attr-defined]
+    options = chart.options  # type: ignore[attr-defined]
+    assert options["title"]["text"] == "Distribution of temp"
+    assert options["yAxis"]["minInterval"] == 1
+    assert options["xAxis"]["data"][0] == "-1–0.792"
+
+
+async def test_large_numbers_on_the_chart_axis_are_compact(user: User) -> None:
+    await user.open("/")
+    await _ready(user)
+    await _choose(user, "csv")
+    await _upload(user, "sales.csv", b"shop,sales\na,53000\nb,94000\nc,61000\nd,70000\n")
+    user.find(marker="submit").click()
+
+    await wait_until(lambda: _status(user) == "completed", 30, "the csv task to complete")
+    await user.should_see(marker="result-chart", retries=50)
+    labels = _one(user, "result-chart").options["xAxis"]["data"]  # type: ignore[attr-defined]
+    assert labels[0].startswith("53k–")
+    assert not any("e+" in label for label in labels)
 
 
 async def test_bad_files_and_a_missing_file_are_refused_inline(user: User) -> None:
