@@ -40,7 +40,8 @@ def status_bar(state: TaskState, on_cancel: Callable[[], Awaitable[None]] | None
         progress.bind_text_color_from(state, "progress_color")
         progress.bind_visibility_from(state, "has_task")
 
-        with ui.row().classes("w-full items-center gap-x-4 gap-y-0"):
+        with ui.row().classes("w-full items-center gap-x-4 gap-y-0") as details:
+            details.bind_visibility_from(state, "has_task")
             percent = ui.label().classes(design.MUTED).mark("percent")
             percent.bind_text_from(state, "progress_text")
             percent.bind_visibility_from(state, "has_task")

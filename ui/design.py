@@ -51,4 +51,6 @@ body.tl-kiosk .q-btn, body.tl-kiosk .q-chip { font-size: 1.4rem; }
 body.tl-kiosk .tl-status { font-size: 2rem; padding: 1.6rem 1.2rem; }
 body.tl-kiosk .text-body1 { font-size: 1.8rem; }
 body.tl-kiosk .text-sm, body.tl-kiosk .text-xs { font-size: 1.2rem; }
+body.tl-kiosk .q-field__bottom { font-size: 1rem; }
+body.tl-kiosk .tl-task-id { display: none; }
 """

@@ -15,7 +15,7 @@ SHARED_CSS = """
 .q-uploader__subtitle, .q-uploader__list { display: none; }
 .q-uploader { max-height: none; }
 .tl-history-item.tl-active { background: rgba(53, 89, 168, 0.14); }
-.body--dark .q-btn.text-negative { color: #ff8a80 !important; }
+.body--dark .q-btn { --q-negative: #ff8a80; }
 :focus-visible { outline: 3px solid #ffb300; outline-offset: 2px; }
 """
 

@@ -138,7 +138,7 @@ def _task_area(page: PageController) -> None:
         with page.result_box:
             result_loading()
     result_card.bind_visibility_from(page.state, "is_completed")
-    ui.label().classes(f"{design.MUTED} text-xs").mark("task-id").bind_text_from(
+    ui.label().classes(f"{design.MUTED} text-xs tl-task-id").mark("task-id").bind_text_from(
         page.state, "task_id", backward=lambda task_id: f"task {task_id}" if task_id else ""
     )
 
