@@ -23,6 +23,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 HERE = Path(__file__).resolve().parent
 SIZE = (1280, 900)
+EMBED_SIZE = (600, 240)  # the README's iframe example
 
 
 def sample_csv(rows: int = 400) -> str:
@@ -143,12 +144,22 @@ def main(base: str) -> None:
         WebDriverWait(browser, 20, 0.1).until(lambda b: "step 2 of 5" in b.page_source)
         shoot(browser, "kiosk")
 
-        browser.set_window_size(720, 400)
+        # The README's iframe is EMBED_SIZE; the running embed must fit it without a scrollbar.
+        width, height = EMBED_SIZE
+        browser.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+        )
         browser.get(f"{base}/embed?kind=demo&steps=4&step_seconds=0.5")
         WebDriverWait(browser, 30).until(
             ec.element_to_be_clickable((By.XPATH, "//button[.//span[contains(., 'Run Demo')]]"))
         ).click()
         WebDriverWait(browser, 20, 0.1).until(lambda b: "step 2 of 4" in b.page_source)
+        height = browser.execute_script("return document.documentElement.scrollHeight")
+        inner = browser.execute_script("return window.innerHeight")
+        print(f"embed content {height} px high in a {inner} px viewport")
+        if height > inner:
+            print(f"warning: the embed needs {height} px; raise the README's iframe height")
         shoot(browser, "embed")
     finally:
         browser.quit()
