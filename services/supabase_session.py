@@ -233,7 +233,7 @@ class SupabaseSession:
 
     async def submit(self, kind: str, params: dict[str, Any]) -> Task:
         """Insert a pending task owned by this user and return the stored row."""
-        rows = await self._execute(
+        rows = await self.execute(
             self.client.table("tasks").insert({"kind": kind, "params": params}), "submit"
         )
         if not rows:
@@ -245,16 +245,21 @@ class SupabaseSession:
     async def fetch(self, task_id: str) -> Task | None:
         """The task's current row, or None when this user cannot see it."""
         query = self.client.table("tasks").select("*").eq("id", task_id).limit(1)
-        rows = await self._execute(query, "fetch")
+        rows = await self.execute(query, "fetch")
         return Task.model_validate(rows[0]) if rows else None
 
     async def result(self, result_id: str) -> dict[str, Any] | None:
         """The payload of a task result, or None when it is missing or not visible."""
         query = self.client.table("task_results").select("payload").eq("id", result_id).limit(1)
-        rows = await self._execute(query, "result")
+        rows = await self.execute(query, "result")
         return rows[0].get("payload") if rows else None
 
-    async def _execute(self, query: Any, what: str) -> list[dict[str, Any]]:
+    async def execute(self, query: Any, what: str) -> list[dict[str, Any]]:
+        """Run a query or rpc built on ``client`` as the user, with a token fresh enough.
+
+        Raises:
+            RequestError: refused by the API (``what`` names the action) or unreachable.
+        """
         await self._fresh_token()
         try:
             response = await query.execute()
@@ -262,7 +267,10 @@ class SupabaseSession:
             raise RequestError(f"{what} refused: {exc.message or exc.code}") from exc
         except httpx.HTTPError as exc:
             raise RequestError(f"{what} failed: {_reason(exc)}") from exc
-        return list(response.data or [])
+        data = response.data
+        if isinstance(data, dict):  # an rpc returning one composite row
+            return [data]
+        return list(data or [])
 
     async def close(self) -> None:
         """Stop refreshing, leave every channel and close the Realtime socket.

@@ -10,9 +10,6 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-import httpx
-from postgrest import APIError
-
 from services.errors import RequestError
 from services.models import Task
 
@@ -32,11 +29,23 @@ class Submitter(Protocol):
     async def submit(self, kind: str, params: dict[str, Any]) -> Task: ...
 
 
-class TasksApi:
-    """History, cancel and re-run for one signed-in user, on their session's client."""
+class UserSession(Protocol):
+    """The signed-in session (services.supabase_session.SupabaseSession) the calls run on."""
 
-    def __init__(self, client: Any) -> None:
-        self.client = client
+    client: Any
+
+    async def execute(self, query: Any, what: str) -> list[dict[str, Any]]: ...
+
+
+class TasksApi:
+    """History, cancel and re-run for one signed-in user, on their session."""
+
+    def __init__(self, session: UserSession) -> None:
+        self.session = session
+
+    @property
+    def client(self) -> Any:
+        return self.session.client
 
     async def recent(self, limit: int = DEFAULT_HISTORY_LIMIT) -> list[Task]:
         """The user's newest tasks first, without their parameters."""
@@ -46,12 +55,12 @@ class TasksApi:
             .order("created_at", desc=True)
             .limit(limit)
         )
-        return [Task.model_validate(row) for row in await self._execute(query, "history")]
+        return [Task.model_validate(row) for row in await self.session.execute(query, "history")]
 
     async def params(self, task_id: str) -> tuple[str, dict[str, Any]] | None:
         """The kind and parameters a task was submitted with, or None when not visible."""
         query = self.client.table("tasks").select("kind,params").eq("id", task_id).limit(1)
-        rows = await self._execute(query, "load parameters")
+        rows = await self.session.execute(query, "load parameters")
         return (rows[0]["kind"], rows[0].get("params") or {}) if rows else None
 
     async def cancel(self, task_id: str) -> Task:
@@ -60,7 +69,7 @@ class TasksApi:
         Raises:
             RequestError: the task is not the user's, or the API could not be reached.
         """
-        rows = await self._execute(
+        rows = await self.session.execute(
             self.client.rpc("request_cancel", {"p_task_id": task_id}), "cancel"
         )
         if not rows:
@@ -76,15 +85,3 @@ class TasksApi:
             raise RequestError("that task is no longer visible")
         kind, params = found
         return await submitter.submit(kind, params)
-
-    async def _execute(self, query: Any, what: str) -> list[dict[str, Any]]:
-        try:
-            response = await query.execute()
-        except APIError as exc:
-            raise RequestError(f"{what} refused: {exc.message or exc.code}") from exc
-        except httpx.HTTPError as exc:
-            raise RequestError(f"{what} failed: {exc}") from exc
-        data = response.data
-        if isinstance(data, dict):
-            return [data]
-        return list(data or [])

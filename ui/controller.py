@@ -100,7 +100,7 @@ class PageController:
             self.viewer = None
             return False
         self.client.on_delete(self._leave)
-        self.api = TasksApi(self.viewer.session.client)
+        self.api = TasksApi(self.viewer.session)
         self._forget.append(self.viewer.context.add_listener(self._on_view))
         self._forget.append(self.viewer.context.add_notice_listener(self._on_notice))
         self._on_view(self.viewer.context.view)
