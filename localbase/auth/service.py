@@ -40,6 +40,9 @@ _INSTANCE_ID = "00000000-0000-0000-0000-000000000000"
 _PKCE_CHARS = frozenset(string.ascii_letters + string.digits + "-._~")
 
 
+ADDRESS_LIMIT_FACTOR = 10  # sign-in attempts per address: this many times the per-login limit
+
+
 @dataclass(frozen=True)
 class AuthConfig:
     """Settings of the auth service (the CLI's ``[auth]`` section, the parts we honour)."""
@@ -150,6 +153,11 @@ class AuthService:
         self.keys = keys
         self.config = config
         self.sign_in_limiter = RateLimiter(config.sign_in_rate_limit, config.sign_in_rate_window)
+        # Per address as well: without it, one address could try other logins until the
+        # per-login counters it is limited by are evicted from the bounded table.
+        self.address_limiter = RateLimiter(
+            config.sign_in_rate_limit * ADDRESS_LIMIT_FACTOR, config.sign_in_rate_window
+        )
 
     # -- endpoints --------------------------------------------------------------------------
 
@@ -482,7 +490,7 @@ class AuthService:
 
     def _check_rate(self, request: Request, login: str) -> None:
         client = request.client.host if request.client else ""
-        if not self.sign_in_limiter.hit((client, login)):
+        if not (self.address_limiter.hit(client) and self.sign_in_limiter.hit((client, login))):
             logger.warning("sign-in rate limit reached for %s from %s", login, client)
             raise AuthApiError(429, "over_request_rate_limit", "Request rate limit reached")
 

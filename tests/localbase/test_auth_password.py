@@ -13,6 +13,7 @@ from supabase import AsyncClient, acreate_client
 from supabase_auth.errors import AuthApiError, AuthWeakPasswordError
 
 from localbase.auth import AuthConfig, create_auth_app
+from localbase.auth.service import ADDRESS_LIMIT_FACTOR
 from localbase.database import Database
 from localbase.server import LocalbaseThread
 
@@ -216,6 +217,24 @@ async def test_sign_in_attempts_are_rate_limited_per_ip_and_email(
         "message": "Request rate limit reached",
     }
     assert other_email.status_code == 400
+
+
+async def test_one_address_trying_many_logins_is_limited_too(localbase: LocalbaseThread) -> None:
+    config = AuthConfig(sign_in_rate_limit=2, sign_in_rate_window=60)
+    async with _private_auth(localbase, config) as http:
+        statuses = [
+            (
+                await http.post(
+                    "/token",
+                    params={"grant_type": "password"},
+                    json={"email": f"junk{i}@example.com", "password": "guess-guess"},
+                )
+            ).status_code
+            for i in range(2 * ADDRESS_LIMIT_FACTOR + 1)
+        ]
+
+    assert statuses[:-1] == [400] * (2 * ADDRESS_LIMIT_FACTOR)
+    assert statuses[-1] == 429
 
 
 async def test_access_token_lifetime_is_configurable(localbase: LocalbaseThread) -> None:
