@@ -315,9 +315,13 @@ def parse_columns(raw: str) -> list[str]:
     return [_identifier(_unquote(part.strip())) for part in _split_top_level(raw, raw)]
 
 
+# Row positions are bigints in SQL; larger numbers mean "beyond every row" all the same.
+MAX_ROW_POSITION = 2**63 - 1
+
+
 def parse_non_negative_int(name: str, raw: str) -> int:
     try:
-        value = int(raw)
+        value = min(int(raw), MAX_ROW_POSITION)
     except ValueError:
         value = -1
     if value < 0:
@@ -336,10 +340,10 @@ def parse_range_header(value: str | None) -> tuple[int, int | None] | None:
     match = re.fullmatch(r"\s*(?:items=)?(\d+)-(\d*)\s*", value)
     if match is None:
         return None
-    lower = int(match[1])
+    lower = min(int(match[1]), MAX_ROW_POSITION)
     if not match[2]:
         return lower, None
-    upper = int(match[2])
+    upper = min(int(match[2]), MAX_ROW_POSITION)
     if lower > upper:
         raise RangeError(
             "The lower boundary must be lower than or equal to the upper boundary in the Range"

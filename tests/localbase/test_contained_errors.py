@@ -35,3 +35,16 @@ async def test_a_nul_in_a_refresh_token_is_a_400(localbase: LocalbaseThread) -> 
 
     assert (refused.status_code, refused.json()["code"]) == (400, "validation_failed")
     assert after.status_code == 200
+
+
+async def test_huge_offsets_and_ranges_mean_no_rows(localbase: LocalbaseThread) -> None:
+    headers = {"apikey": localbase.keys.anon_key}
+    async with httpx.AsyncClient(base_url=localbase.url, headers=headers) as http:
+        by_offset = await http.get("/rest/v1/tasks?select=id&offset=99999999999999999999")
+        by_range = await http.get(
+            "/rest/v1/tasks?select=id", headers={"Range": "99999999999999999999-"}
+        )
+
+    assert (by_offset.status_code, by_offset.json()) == (200, [])
+    assert by_range.status_code in (200, 206, 416)
+    assert by_range.json() == [] or by_range.json().get("code") == "PGRST103"
