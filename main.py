@@ -11,7 +11,9 @@ import argparse
 import asyncio
 import errno
 import logging
+import math
 import os
+import re
 import secrets
 import signal
 import socket
@@ -378,10 +380,33 @@ def check_page_options(args: argparse.Namespace, registry: JobRegistry) -> None:
     if args.kiosk_kind is not None and args.kiosk_kind not in registry:
         known = ", ".join(registry.kinds())
         raise CliError(f"--kiosk-kind {args.kiosk_kind!r} is not a job kind; known: {known}")
-    if args.kiosk_reset < 0:
+    if not math.isfinite(args.kiosk_reset) or args.kiosk_reset < 0:
         raise CliError("--kiosk-reset must be 0 or more seconds")
-    if args.root_path and not args.root_path.startswith("/"):
-        raise CliError(f"--root-path {args.root_path!r} must start with /")
+    args.root_path = normalize_root_path(args.root_path)
+
+
+_ROOT_PATH = re.compile(r"(/[A-Za-z0-9._~-]+)+")
+
+
+def normalize_root_path(path: str) -> str:
+    """`/tasklight/` -> `/tasklight`; "" or "/" -> ""; a URL or `//host` is a CliError.
+
+    The prefix goes into every asset URL, so it must be a plain absolute path on this host.
+    """
+    if not path.strip("/"):
+        if path and not path.startswith("/"):
+            raise CliError(f"--root-path {path!r} must start with /")
+        return ""
+    trimmed = path.rstrip("/")
+    if not trimmed.startswith("/"):
+        raise CliError(f"--root-path {path!r} must start with /")
+    segments = trimmed.split("/")[1:]
+    if not _ROOT_PATH.fullmatch(trimmed) or any(part in (".", "..") for part in segments):
+        raise CliError(
+            f"--root-path {path!r} must be a path like /tasklight (letters, digits, . _ ~ -; "
+            "no //, host, scheme, query or ..)"
+        )
+    return trimmed
 
 
 def wants_native(args: argparse.Namespace) -> bool:

@@ -170,7 +170,14 @@ def test_the_kiosk_opens_a_native_window_only_with_a_display_and_without_no_show
     [
         (["--kiosk-kind", "nope"], "--kiosk-kind 'nope' is not a job kind; known: demo, csv"),
         (["--kiosk-reset", "-1"], "--kiosk-reset must be 0 or more seconds"),
+        (["--kiosk-reset", "nan"], "--kiosk-reset must be 0 or more seconds"),
+        (["--kiosk-reset", "inf"], "--kiosk-reset must be 0 or more seconds"),
         (["--root-path", "tasklight"], "--root-path 'tasklight' must start with /"),
+        (["--root-path", "//evil.example"], "--root-path '//evil.example' must be a path like"),
+        (["--root-path", "http://evil.example/x"], "must start with /"),
+        (["--root-path", "/a//b"], "--root-path '/a//b' must be a path like"),
+        (["--root-path", "/a/../b"], "must be a path like"),
+        (["--root-path", "/a?x=1"], "must be a path like"),
     ],
 )
 def test_surface_options_are_checked_before_anything_starts(
@@ -180,6 +187,21 @@ def test_surface_options_are_checked_before_anything_starts(
 
     assert status == 1
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("given", "used"),
+    [("", ""), ("/", ""), ("/tasklight/", "/tasklight"), ("/a/b-c.d//", "/a/b-c.d")],
+)
+def test_the_root_path_loses_its_trailing_slashes(given: str, used: str) -> None:
+    assert main.normalize_root_path(given) == used
+
+
+def test_a_bad_option_is_one_line(clean_env: Path, capsys: pytest.CaptureFixture) -> None:
+    status = main.main(["run", "--no-show", "--root-path", "//evil.example"])
+
+    assert status == 1
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("host", ["256.1.1.1", "no such host.invalid"])
