@@ -32,11 +32,19 @@ from services.settings import Settings
 log = logging.getLogger(__name__)
 
 LOST_LEASE_CODE = "PT409"
+PAYLOAD_TOO_LARGE_CODE = "413"
 MAX_ERROR_LENGTH = 500
+MB = 1024 * 1024
+# The REST gateway refuses bodies over 10 MB (HTTP 413); leave room for the rest of the call.
+MAX_RESULT_BYTES = 8 * MB
 
 
 class LeaseLost(Exception):
     """Another worker owns the task now (our lease expired)."""
+
+
+class PayloadTooLarge(Exception):
+    """The API refused the call's body as too large (HTTP 413); retrying cannot help."""
 
 
 class ProgressReporter:
@@ -85,6 +93,7 @@ class Worker:
         poll_seconds: float | None = None,
         progress_interval: float = 0.1,
         stop_grace_seconds: float = 10.0,
+        max_result_bytes: int = MAX_RESULT_BYTES,
     ) -> None:
         self.url = url
         self._secret_key = secret_key
@@ -99,6 +108,7 @@ class Worker:
         self.poll_seconds = poll_seconds
         self.progress_interval = progress_interval
         self.stop_grace_seconds = stop_grace_seconds
+        self.max_result_bytes = max_result_bytes
         self.client: AsyncClient | None = None
         self.tasks_done = 0  # finished here: completed, failed or cancelled
         self._stop = asyncio.Event()
@@ -361,14 +371,28 @@ class Worker:
             await self._finish_failed(task.id, f"job returned {type(result).__name__}, not a dict")
             return
         try:
-            payload = json.loads(json.dumps(result, default=str, allow_nan=False))
+            text = json.dumps(result, default=str, allow_nan=False, separators=(",", ":"))
         except ValueError as exc:
             await self._finish_failed(task.id, f"job result cannot be stored as JSON: {exc}")
             return
-        params = {"p_task_id": task.id, "p_worker_id": self.worker_id, "p_result": payload,
-                  "p_message": reporter.latest[1]}  # fmt: skip
-        if await self._finish_call("complete_task", params, task.id):
+        size = len(text.encode())
+        if size > self.max_result_bytes:
+            await self._finish_failed(task.id, self._too_large(size))
+            return
+        params = {"p_task_id": task.id, "p_worker_id": self.worker_id,
+                  "p_result": json.loads(text), "p_message": reporter.latest[1]}  # fmt: skip
+        try:
+            completed = await self._finish_call("complete_task", params, task.id)
+        except PayloadTooLarge:
+            reason = f"the result is too large to store ({size / MB:.1f} MB, refused by the API)"
+            await self._finish_failed(task.id, reason)
+            return
+        if completed:
             log.info("task %s completed", task.id)
+
+    def _too_large(self, size: int) -> str:
+        limit = self.max_result_bytes
+        return f"the result is too large to store ({size / MB:.1f} MB, limit {limit / MB:.1f} MB)"
 
     async def _finish_failed(self, task_id: str, error: str) -> None:
         params = {"p_task_id": task_id, "p_worker_id": self.worker_id,
@@ -384,14 +408,39 @@ class Worker:
             self.tasks_done += 1
 
     async def _release(self, task: Task) -> None:
-        """Give an unfinished task back (worker stopping), so another worker starts it anew."""
+        """Give an unfinished task back (worker stopping), so another worker starts it anew.
+
+        A task whose cancel was requested ends `cancelled` instead: claim_task skips pending
+        rows with `cancel_requested`, so it would otherwise wait forever. The release only
+        matches a row without the flag; a request_cancel after it finds the task pending and
+        cancels it at once, one before it makes the release match nothing, and then the
+        second update (only rows with the flag) cancels it.
+        """
         values = {"status": "pending", "worker_id": None, "lease_expires_at": None,
                   "progress": 0, "message": "waiting for a worker",
                   "attempts": max(0, task.attempts - 1)}  # fmt: skip
-        if await self._update_owned(task, values, "release"):
+        released = await self._update_owned(task, values, "release", cancel_requested=False)
+        if released is None:
+            return
+        if released:
             log.info("task %s released", task.id)
+            return
+        values = {"status": "cancelled", "message": "cancelled", "lease_expires_at": None,
+                  "finished_at": _now_iso()}  # fmt: skip
+        if await self._update_owned(task, values, "cancel", cancel_requested=True):
+            log.info("task %s cancelled while the worker stopped", task.id)
+            self.tasks_done += 1
 
-    async def _update_owned(self, task: Task, values: dict[str, Any], what: str) -> bool:
+    async def _update_owned(
+        self,
+        task: Task,
+        values: dict[str, Any],
+        what: str,
+        *,
+        cancel_requested: bool | None = None,
+    ) -> bool | None:
+        """Update the task if this worker still processes it; whether a row matched, None on
+        an error. `cancel_requested` set: only when the row's flag has that value."""
         assert self.client is not None
         query = (
             self.client.table("tasks")
@@ -400,13 +449,15 @@ class Worker:
             .eq("worker_id", self.worker_id)
             .eq("status", "processing")
         )
+        if cancel_requested is not None:
+            query = query.eq("cancel_requested", cancel_requested)
         try:
-            await query.execute()
+            response = await query.execute()
         except Exception as exc:
             log.warning("task %s: %s failed (%s); the lease will expire instead", task.id, what,
                         exc)  # fmt: skip
-            return False
-        return True
+            return None
+        return bool(response.data)
 
     async def _finish_call(self, function: str, params: dict[str, Any], task_id: str) -> bool:
         """Call a finishing rpc, retrying network errors a few times."""
@@ -418,6 +469,12 @@ class Worker:
             except LeaseLost:
                 log.warning("task %s: %s refused, lease lost to another worker", task_id, function)
                 return False
+            except APIError as exc:
+                if exc.code == PAYLOAD_TOO_LARGE_CODE:
+                    log.warning("task %s: %s refused as too large: %s", task_id, function, exc)
+                    raise PayloadTooLarge(exc.message or function) from exc
+                log.warning("task %s: %s failed (%s), attempt %d", task_id, function, exc, attempt)
+                await asyncio.sleep(_backoff(attempt, self._rng, cap=8.0))
             except Exception as exc:
                 log.warning("task %s: %s failed (%s), attempt %d", task_id, function, exc, attempt)
                 await asyncio.sleep(_backoff(attempt, self._rng, cap=8.0))

@@ -218,6 +218,68 @@ async def test_a_stopping_worker_gives_its_task_back(
     assert worker.tasks_done == 0
 
 
+async def test_a_task_cancelled_while_its_worker_stops_ends_cancelled(
+    session: SupabaseSession, start_worker: WorkerStarter
+) -> None:
+    worker = await start_worker(stop_grace_seconds=0.1)
+    task = await session.submit("demo", {"steps": 50, "step_seconds": 0.2})
+    await poll_until(session, task.id, lambda row: row.progress > 0)
+
+    await session.client.rpc("request_cancel", {"p_task_id": task.id}).execute()
+    worker.stop()
+    row = await poll_until(session, task.id, lambda row: row.status.is_terminal)
+
+    assert row.status == TaskStatus.CANCELLED
+    assert row.lease_expires_at is None and row.finished_at is not None
+
+
+class BigParams(BaseModel):
+    megabytes: float = Field(1, ge=0, le=20)
+
+
+class BigResultJob:
+    """Returns a result of about `megabytes` MB."""
+
+    kind: ClassVar[str] = "big"
+    title: ClassVar[str] = "Big"
+    description: ClassVar[str] = "Test job with a large result."
+    Params: ClassVar[type[BaseModel]] = BigParams
+
+    def __init__(self) -> None:
+        self.runs = 0
+
+    async def run(self, params: BigParams, reporter: Any) -> dict[str, Any]:
+        self.runs += 1
+        return {"blob": "x" * int(params.megabytes * 1024 * 1024)}
+
+
+@pytest.mark.parametrize(
+    ("limit", "reason"),
+    [
+        # Checked before sending: the worker's own limit.
+        (1024 * 1024, "the result is too large to store (2.0 MB, limit 1.0 MB)"),
+        # Refused by the API (HTTP 413 over 10 MB): final at once, no retries, no re-runs.
+        (100 * 1024 * 1024, "the result is too large to store (11.0 MB, refused by the API)"),
+    ],
+)
+async def test_a_result_too_large_to_store_fails_the_task_at_once(
+    session: SupabaseSession, start_worker: WorkerStarter, limit: int, reason: str
+) -> None:
+    job = BigResultJob()
+    registry = JobRegistry.with_builtins()
+    registry.register(job)
+    megabytes = 2 if limit < 10 * 1024 * 1024 else 11
+    task = await session.submit("big", {"megabytes": megabytes})
+    await start_worker(registry, max_result_bytes=limit)
+
+    async with asyncio.timeout(15):
+        (row,) = await wait_until_finished(session, [task.id])
+
+    assert row.status == TaskStatus.FAILED
+    assert row.error_message == reason
+    assert row.attempts == 1 and job.runs == 1
+
+
 async def poll_until(
     session: SupabaseSession, task_id: str, predicate: Callable[[Task], bool], within: float = 15
 ) -> Task:
