@@ -26,6 +26,8 @@ MAX_CSV_BYTES = 2_000_000
 CHUNK_ROWS = 2_000
 TOP_VALUES = 10
 SNIFF_BYTES = 8_192
+MAX_COLUMNS = 500
+MAX_TEXT = 100  # characters of a column name or value shown in the table and the chart
 
 
 class CsvParams(BaseModel):
@@ -96,17 +98,22 @@ def profile(params: CsvParams, reporter: Reporter) -> dict[str, Any]:
     """Parse and profile the file (blocking; run it in a thread)."""
     text = params.data.lstrip("\ufeff")
     dialect = _dialect(text)
-    reader = csv.reader(io.StringIO(text), dialect)
+    # newline="": the csv module reads \r\n, \n and bare \r line endings itself.
+    reader = csv.reader(io.StringIO(text, newline=""), dialect)
     try:
-        header = [name.strip() or f"column {i + 1}" for i, name in enumerate(next(reader))]
+        header = [_short(name.strip()) or f"column {i + 1}" for i, name in enumerate(next(reader))]
     except StopIteration:
         raise JobError("the file is empty") from None
     except csv.Error as exc:
         raise JobError(f"not a readable CSV file: {exc}") from None
+    if len(header) > MAX_COLUMNS:
+        raise JobError(
+            f"the file has {len(header):,} columns; at most {MAX_COLUMNS} can be profiled"
+        )
     columns = [_Column(name) for name in _unique(header)]
 
     rows = skipped = 0
-    lines = max(1, text.count("\n"))
+    lines = max(1, text.count("\n") or text.count("\r"))
     try:
         for record in reader:
             if not any(cell.strip() for cell in record):
@@ -186,10 +193,28 @@ def _summary(column: _Column, rows: int) -> dict[str, Any]:
         "distinct": len(set(numbers)) if numeric else len(column.texts),
         "min": _round(min(numbers)) if numeric else None,
         "max": _round(max(numbers)) if numeric else None,
-        "mean": _round(statistics.fmean(numbers)) if numeric else None,
-        "std": _round(statistics.pstdev(numbers)) if numeric and len(numbers) > 1 else None,
-        "most_common": None if numeric or not top else f"{top[0][0]} ({top[0][1]})",
+        "mean": _round(_mean(numbers)) if numeric else None,
+        "std": _std(numbers) if numeric and len(numbers) > 1 else None,
+        "most_common": None if numeric or not top else f"{_short(top[0][0])} ({top[0][1]})",
     }
+
+
+def _mean(numbers: list[float]) -> float:
+    """The mean, also of numbers whose sum overflows a float (e.g. 1e308 twice)."""
+    try:
+        return statistics.fmean(numbers)
+    except OverflowError:
+        scale = max(abs(n) for n in numbers)
+        return statistics.fmean([n / scale for n in numbers]) * scale
+
+
+def _std(numbers: list[float]) -> float | None:
+    """The population standard deviation; None when it is not a finite float."""
+    try:
+        std = statistics.pstdev(numbers)
+    except OverflowError:
+        return None
+    return _round(std) if math.isfinite(std) else None
 
 
 def _chart_column(columns: list[_Column], wanted: str | None) -> _Column:
@@ -213,21 +238,34 @@ def _chart(column: _Column, bins: int) -> dict[str, Any]:
         "title": f"Most common values of {column.name}",
         "kind": "bar",
         "x_label": column.name,
-        "labels": [value for value, _ in common],
+        "labels": [_short(value) for value, _ in common],
         "values": [count for _, count in common],
     }
 
 
 def _histogram(numbers: list[float], bins: int) -> tuple[list[str], list[int]]:
+    """Equal-width bins from min to max; the range may exceed the largest float (-1e308..1e308),
+    so positions are computed on halved values and edges as weighted sums of min and max."""
     low, high = min(numbers), max(numbers)
     if low == high:
         return [_label(low)], [len(numbers)]
-    width = (high - low) / bins
+    span = high - low
+    halved = not math.isfinite(span)
+    low2 = low / 2
+    if halved:
+        span = high / 2 - low2
     counts = [0] * bins
     for number in numbers:
-        counts[min(bins - 1, int((number - low) / width))] += 1
-    labels = [f"{_label(low + i * width)}–{_label(low + (i + 1) * width)}" for i in range(bins)]
+        offset = number / 2 - low2 if halved else number - low
+        counts[min(bins - 1, int(offset / span * bins))] += 1
+    edges = [low * (1 - i / bins) + high * (i / bins) for i in range(bins + 1)]
+    edges[-1] = high
+    labels = [f"{_label(edges[i])}–{_label(edges[i + 1])}" for i in range(bins)]
     return labels, counts
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
 
 
 def _label(value: float) -> str:

@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.jobs import MAX_CSV_BYTES, CsvParams, CsvStatsJob, JobError
-from services.jobs.csv_stats import CHUNK_ROWS
+from services.jobs.csv_stats import CHUNK_ROWS, MAX_COLUMNS, MAX_TEXT
 
 
 class RecordingReporter:
@@ -99,3 +99,57 @@ def test_the_file_size_is_bounded_and_empty_files_are_refused() -> None:
         CsvParams(data="x" * (MAX_CSV_BYTES + 1))
     with pytest.raises(ValidationError, match="at least 1"):
         CsvParams(data="")
+
+
+def _profile_of(result: dict) -> dict:
+    table = result["column_profile"]
+    (row,) = table["rows"]
+    return dict(zip(table["columns"], row, strict=True))
+
+
+async def test_numbers_whose_sum_overflows_still_have_a_mean() -> None:
+    result = await _run("x\n1e308\n1e308\n")
+
+    x = _profile_of(result)
+    assert (x["min"], x["max"], x["mean"], x["std"]) == (1e308, 1e308, 1e308, 0.0)
+    assert result["chart"]["values"] == [2]
+
+
+async def test_a_range_wider_than_the_largest_float_is_charted() -> None:
+    result = await _run("x\n1e308\n-1e308\n0\n", bins=4)
+
+    x = _profile_of(result)
+    assert (x["min"], x["max"], x["mean"], x["std"]) == (-1e308, 1e308, 0.0, 8.165e307)
+    chart = result["chart"]
+    assert chart["values"] == [1, 0, 1, 1]
+    assert chart["labels"][0] == "-1e+308–-5e+307" and chart["labels"][-1] == "5e+307–1e+308"
+
+
+@pytest.mark.parametrize("newline", ["\r", "\r\n", "\n"])
+async def test_every_line_ending_is_read(newline: str) -> None:
+    text = newline.join(["a,b", "1,x", "2,y", "3,x"]) + newline
+
+    result = await _run(text)
+
+    assert (result["rows"], result["columns"], result["skipped_rows"]) == (3, 2, 0)
+    assert result["column_profile"]["rows"][1][-1] == "x (2)"
+
+
+async def test_too_many_columns_are_refused_before_profiling() -> None:
+    columns = MAX_COLUMNS + 1
+    text = ",".join(f"c{i}" for i in range(columns)) + "\n" + ",".join("1" * columns) + "\n"
+    reporter = RecordingReporter()
+
+    with pytest.raises(JobError, match=f"has {columns} columns; at most {MAX_COLUMNS}"):
+        await _run(text, reporter)
+    assert reporter.reports == []
+
+
+async def test_long_names_and_values_are_shortened_in_the_table_and_the_chart() -> None:
+    name, value = "n" * 5_000, "v" * 5_000
+    result = await _run(f"{name}\n{value}\n{value}\n")
+
+    x = _profile_of(result)
+    assert len(x["column"]) == MAX_TEXT and x["column"].endswith("…")
+    assert x["most_common"] == "v" * (MAX_TEXT - 1) + "… (2)"
+    assert result["chart"]["labels"] == ["v" * (MAX_TEXT - 1) + "…"]
