@@ -57,7 +57,8 @@ class HistoryList:
         active = task.id == self.active_id
         item = ui.item(on_click=lambda t=task: self.on_select(t.id))
         item.classes("tl-history-item" + (" tl-active" if active else "")).mark("history-item")
-        item.props(f'aria-label="watch {task.kind} task, {task.status.value}"')
+        # Row data goes in as a plain value, never through the props string parser.
+        item.props["aria-label"] = f"watch {task.kind} task, {task.status.value}"
         with item:
             with ui.item_section().props("avatar"):
                 ui.icon(look.icon, color=look.color).tooltip(task.status.value)
@@ -70,7 +71,8 @@ class HistoryList:
                     # `.stop` keeps the click from also selecting the row.
                     rerun = ui.button(icon="replay")
                     rerun.on("click.stop", lambda _, t=task: self.on_rerun(t.id))
-                    rerun.props(f'flat round dense aria-label="re-run this {task.kind} task"')
+                    rerun.props("flat round dense")
+                    rerun.props["aria-label"] = f"re-run this {task.kind} task"
                     rerun.tooltip("Run again with the same parameters").mark("rerun")
 
 

@@ -26,6 +26,8 @@ from pydantic.fields import FieldInfo
 
 NUMBER_INPUTS: dict[type, str] = {int: "numeric", float: "decimal"}
 _INTEGER = re.compile(r"[+-]?\d+")
+# Python refuses to read longer integers (sys.int_info.default_max_str_digits is 4300).
+MAX_INT_DIGITS = 4000
 _DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
@@ -41,6 +43,7 @@ class ParamsForm:
         self.optional = {name: _is_optional(field) for name, field in fields.items()}
         bases = {name: _base_type(field) for name, field in fields.items()}
         self.numbers = {name: base for name, base in bases.items() if base in (int, float)}
+        self._checks = {name: _checker(fields[name]) for name in self.numbers}
         with ui.element("div").classes("w-full grid grid-cols-1 sm:grid-cols-3 gap-x-4"):
             for name, field in fields.items():
                 self.inputs[name] = _field_input(name, field, self.inputs)
@@ -69,7 +72,8 @@ class ParamsForm:
                 try:
                     value = parse_number(value, self.numbers[name])
                 except ValueError as exc:
-                    problems[name] = str(exc)
+                    # The field's own message: a number too long to read gets its range error.
+                    problems[name] = self._checks[name](element.value) or str(exc)
                     continue
                 if value is None and not self.optional[name]:
                     problems[name] = "enter a number"
@@ -155,13 +159,24 @@ def parse_number(raw: Any, kind: type) -> int | float | None:
             return int(raw)
         if not _INTEGER.fullmatch(text):
             return _not_a_number(kind)
-        return int(text)
+        sign, digits = ("-" if text.startswith("-") else ""), text.lstrip("+-").lstrip("0")
+        if len(digits) > MAX_INT_DIGITS:  # int() would refuse it (sys.int_info limit)
+            raise NumberTooLarge(-1 if sign else 1)
+        return int(sign + (digits or "0"))
     if not _DECIMAL.fullmatch(text):
         return _not_a_number(kind)
     value = float(text)
     if not math.isfinite(value):
-        raise ValueError("that number is too large")
+        raise NumberTooLarge(-1 if value < 0 else 1)
     return value
+
+
+class NumberTooLarge(ValueError):
+    """A number beyond what can be read (too many digits, or beyond a float); ``sign`` ±1."""
+
+    def __init__(self, sign: int) -> None:
+        super().__init__("that number is too large")
+        self.sign = sign
 
 
 def _not_a_number(kind: type) -> Any:
@@ -220,10 +235,11 @@ class FileInput:
                 auto_upload=True,
                 max_files=1,
                 max_file_size=self.max_bytes,
-                on_upload=self._on_upload,
+                on_multi_upload=self._on_upload,
                 on_rejected=self._on_rejected,
             )
-            self.upload.props(f'accept="{extra.get("accept", "")}" flat bordered')
+            self.upload.props("flat bordered")
+            self.upload.props["accept"] = str(extra.get("accept", ""))
             self.upload.classes("w-full")
             self.hint = f"No file chosen yet. {field.description or ''}".strip()
             self.info = ui.label(self.hint).classes("text-sm opacity-70")
@@ -244,20 +260,35 @@ class FileInput:
         self.upload.mark(name)
         return self
 
-    async def _on_upload(self, event: events.UploadEventArguments) -> None:
+    async def _on_upload(self, event: events.MultiUploadEventArguments) -> None:
+        """Take the first file of a POST only; its size is checked before it is read.
+
+        The browser enforces `max_file_size` and `max_files`, but anyone can POST to the
+        upload URL: a larger file is refused from its size alone, extra files are ignored.
+        """
         self.upload.reset()
-        data = await event.file.read()
+        if not event.files:
+            return
+        file = event.files[0]
+        size = file.size()
+        if size > self.max_bytes:
+            self._refuse(file.name, f"larger than {_size(self.max_bytes)}")
+            return
+        data = await file.read()
         try:
             text = _decode(data, self.max_bytes)
         except ValueError as exc:
-            self.value = ""
-            self.info.text = self.hint
-            self.error = f"{event.file.name}: {exc}"
+            self._refuse(file.name, str(exc))
             return
         self.value = text
         self.error = None
-        self.info.text = f"{event.file.name} · {_size(len(data))} · {text.count(chr(10)):,} lines"
-        self._on_name(event.file.name)
+        self.info.text = f"{file.name} · {_size(len(data))} · {text.count(chr(10)):,} lines"
+        self._on_name(file.name)
+
+    def _refuse(self, name: str, reason: str) -> None:
+        self.value = ""
+        self.info.text = self.hint
+        self.error = f"{name}: {reason}"
 
     def _on_rejected(self) -> None:
         self.error = f"that file is larger than {_size(self.max_bytes)}; choose a smaller one"
@@ -317,10 +348,10 @@ def _field_input(name: str, field: FieldInfo, inputs: dict[str, Any]) -> Any:
         low, high = _limits(field)
         text = "" if default is None else number_text(default)
         element = ui.input(label, value=text, validation=check)
-        element.props(f'inputmode="{NUMBER_INPUTS[base]}"')
+        element.props["inputmode"] = NUMBER_INPUTS[base]
         element.props("clearable" if _is_optional(field) else "")
         if low is not None or high is not None:
-            element.props(f'hint="{_range_hint(low, high)}"')
+            element.props["hint"] = _range_hint(low, high)
     else:
         element = ui.input(label, value="" if default is None else str(default), validation=check)
     if field.description:
@@ -330,14 +361,21 @@ def _field_input(name: str, field: FieldInfo, inputs: dict[str, Any]) -> Any:
 
 def _checker(field: FieldInfo) -> typing.Callable[[Any], str | None]:
     """A live check for one input, using the field's own type and constraints."""
-    adapter: TypeAdapter[Any] = TypeAdapter(Annotated[field.annotation, *field.metadata])
+    annotation = field.annotation
+    if field.metadata:
+        annotation = Annotated[annotation, *field.metadata]
+    adapter: TypeAdapter[Any] = TypeAdapter(annotation)
     optional = _is_optional(field)
     base = _base_type(field)
 
     def check(value: Any) -> str | None:
+        too_large = False
         if base in (int, float):
             try:
                 value = parse_number(value, base)
+            except NumberTooLarge as exc:
+                # Its range error, as for any number past the limit (a stand-in that far out).
+                value, too_large = exc.sign * (10**300 if base is int else 1e300), True
             except ValueError as exc:
                 return str(exc)
             if value is None:
@@ -348,6 +386,8 @@ def _checker(field: FieldInfo) -> typing.Callable[[Any], str | None]:
             adapter.validate_python(value)
         except ValidationError as exc:
             return human_error(exc.errors(include_url=False)[0])
+        if too_large:
+            return "that number is too large"
         return None
 
     return check

@@ -49,6 +49,11 @@ async def test_ten_rapid_clicks_on_submit_create_one_task(user: User) -> None:
     [
         ("steps", "0", "must be 1 or more"),
         ("steps", "1001", "must be 1000 or less"),
+        # Too long for int(): the range error, not Python's int_max_str_digits message.
+        ("steps", "9" * 5000, "must be 1000 or less"),
+        ("steps", "-" + "9" * 5000, "must be 1 or more"),
+        ("step_seconds", "9" * 5000, "must be 60 or less"),
+        ("fail_at_step", "9" * 5000, "must be 1000 or less"),
         ("steps", "1e23", "enter a whole number"),
         ("steps", "2.5", "enter a whole number"),
         ("steps", "", "enter a number"),

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 from nicegui import ui
 from nicegui.elements.upload_files import SmallFileUpload
 from nicegui.testing.user import User
 from nicegui.testing.user_interaction import UserInteraction
 
+from services.models import Task, TaskStatus
 from tests.ui.conftest import wait_until
 from tests.ui.test_landing import _one, _ready, _status
+from ui.history import HistoryList
 
 pytestmark = pytest.mark.integration
 
@@ -72,6 +76,59 @@ async def test_bad_files_and_a_missing_file_are_refused_inline(user: User) -> No
     await _upload(user, "latin.csv", "name\nJosé\n".encode("latin-1"))
     await user.should_see("latin.csv: not UTF-8 text")
     assert _status(user) == "no task yet"
+
+
+@dataclass
+class _HugeUpload(SmallFileUpload):
+    """A file whose size says 400 MB; reading it fails the test."""
+
+    def size(self) -> int:
+        return 400_000_000
+
+    async def read(self) -> bytes:
+        raise AssertionError("a file over the limit was read")
+
+
+async def test_a_posted_file_over_the_limit_is_refused_before_it_is_read(user: User) -> None:
+    await user.open("/")
+    await _ready(user)
+    await _choose(user, "csv")
+    upload = next(iter(user.find(ui.upload).elements))
+
+    await upload.handle_uploads([_HugeUpload(name="huge.csv", content_type="text/csv", _data=b"")])
+    await user.should_see("huge.csv: larger than")
+
+    # Only the first file of a POST counts; the browser sends one, a script may send more.
+    second = SmallFileUpload(name="second.csv", content_type="text/csv", _data=CSV)
+    first = SmallFileUpload(name="first.csv", content_type="text/csv", _data=CSV)
+    await upload.handle_uploads([first, second])
+    await user.should_see("first.csv · 45 bytes · 5 lines")
+    await user.should_not_see("second.csv")
+
+
+async def test_row_text_in_attributes_is_a_value_not_markup(user: User) -> None:
+    await user.open("/")
+    kind = 'demo" onmouseover="alert(1)'
+    task = Task(id="t1", kind=kind, status=TaskStatus.COMPLETED)
+
+    async def nothing(_: str) -> None:
+        return None
+
+    with user.client.content:
+        history = HistoryList(nothing, nothing)
+        history.show([task], None)
+    await wait_until(lambda: bool(_rows_of(history)), 5, "the row (refreshed in the background)")
+
+    row = _rows_of(history)[0]
+    rerun = _descendant(row, "rerun")
+    assert row.props["aria-label"] == f"watch {kind} task, completed"
+    assert rerun.props["aria-label"] == f"re-run this {kind} task"
+    assert "onmouseover" not in row.props and "onmouseover" not in rerun.props
+
+
+def _rows_of(history: HistoryList) -> list[ui.element]:
+    lists = [e for e in history.card.descendants() if "history-list" in e._markers]
+    return list(lists[0].default_slot.children) if lists else []
 
 
 async def test_the_owner_cancels_a_running_task(user: User) -> None:
