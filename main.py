@@ -181,7 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--kiosk-reset",
         type=float,
-        default=float(os.environ.get(KIOSK_RESET_ENV) or DEFAULT_KIOSK_RESET),
+        # A string default goes through `type` too, so a bad environment value becomes a
+        # usage error rather than a traceback while the parser is built.
+        default=os.environ.get(KIOSK_RESET_ENV) or str(DEFAULT_KIOSK_RESET),
         metavar="SECONDS",
         help="seconds after a task ends until the kiosk shows a fresh form (default: 15)",
     )

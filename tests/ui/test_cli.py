@@ -272,3 +272,15 @@ def test_the_localbase_data_dir_help_does_not_mention_the_ui(
 
     assert "storage" not in stack_help
     assert "per-browser storage" in " ".join(run_help.split())
+
+
+def test_a_bad_kiosk_reset_in_the_environment_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("TASKLIGHT_KIOSK_RESET", "soon")
+
+    with pytest.raises(SystemExit) as exit_info:
+        main.build_parser().parse_args(["run"])
+
+    assert exit_info.value.code == 2
+    assert "invalid float value: 'soon'" in capsys.readouterr().err
