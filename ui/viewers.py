@@ -180,6 +180,12 @@ class Viewers:
         except Exception:
             if self._opening.get(key) is opening:
                 del self._opening[key]
+            # The caller holds nothing to release: take this tab back out of the count.
+            tabs = self._tabs.get(key, 1) - 1
+            if tabs > 0:
+                self._tabs[key] = tabs
+            else:
+                self._tabs.pop(key, None)
             raise
 
     async def release(self, browser_id: str, surface: str = "") -> None:

@@ -8,6 +8,7 @@ import pytest
 from pydantic import SecretStr
 
 from localbase.server import LocalbaseThread
+from services.errors import ServiceError
 from services.settings import Settings
 from ui.viewers import ACTIVE_TASK_KEY, IDENTITY_KEY, Viewers
 
@@ -67,3 +68,16 @@ async def test_browsers_get_different_users(viewers: Viewers) -> None:
         assert a.session.user_id != b.session.user_id
     finally:
         await viewers.close_all()
+
+
+async def test_a_failed_sign_in_leaves_no_tab_counted() -> None:
+    unreachable = Settings(
+        supabase_url="http://127.0.0.1:9",
+        supabase_publishable_key=SecretStr("sb_publishable_unused"),
+    )
+    viewers = Viewers(unreachable)
+
+    with pytest.raises(ServiceError):
+        await viewers.acquire("browser-a", {})
+
+    assert viewers._tabs == {}
