@@ -216,7 +216,7 @@ class Viewers:
         for opening in openings:
             try:
                 viewer = await opening
-            except Exception:
+            except Exception:  # it never opened (its tab was told why): nothing to close
                 continue
             await viewer.close()
         for browser_id in list(self._sessions):
@@ -243,7 +243,7 @@ class Viewers:
             return
         try:
             session = await opening
-        except Exception:
+        except Exception:  # sign-in failed (the tab was told why): nothing to close
             return
         await session.close()
         log.debug("closed the session of browser %s", browser_id)
